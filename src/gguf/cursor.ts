@@ -1,0 +1,93 @@
+// A read cursor over a window of a file's first bytes. Reads are pure and
+// little-endian; when a read runs past the window, the cursor throws NeedMore
+// and the reader grows the window (see reader.ts) and retries the item.
+
+import { corrupt } from "./errors.ts";
+import type { StringScan } from "./metadata-reader.ts";
+
+/** Thrown (not an Error: no stack to capture) when the window ends before `end`. */
+export class NeedMore {
+  constructor(readonly end: number) {}
+}
+
+export class Window {
+  readonly view: DataView;
+  constructor(
+    /** The file's bytes from offset 0 to `bytes.length`. */
+    readonly bytes: Uint8Array,
+    readonly fileSize: number,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  get end(): number {
+    return this.bytes.length;
+  }
+}
+
+export class Cursor {
+  pos = 0;
+  /** A string array suspended by NeedMore; the retry of its item resumes it. */
+  partial: StringScan | null = null;
+  constructor(
+    public window: Window,
+    /** 4 for GGUF v1 (u32 counts and lengths), 8 from v2 on. */
+    public sizeWidth: 4 | 8 = 8,
+  ) {}
+
+  get fileSize(): number {
+    return this.window.fileSize;
+  }
+
+  /** Bytes left in the file (not the window) after the cursor. */
+  get fileRemaining(): number {
+    return this.window.fileSize - this.pos;
+  }
+
+  /** Make sure `n` bytes from the cursor are in the window. */
+  need(n: number, what: string): void {
+    const end = this.pos + n;
+    if (end <= this.window.end) return;
+    if (end > this.window.fileSize) {
+      throw corrupt("TRUNCATED", `the file ends inside ${what}: ${n} bytes needed, ${Math.max(0, this.fileRemaining)} left`, this.pos, "the file is incomplete (an interrupted download or copy?); fetch it again");
+    }
+    throw new NeedMore(end);
+  }
+
+  u8(what: string): number {
+    this.need(1, what);
+    return this.window.bytes[this.pos++]!;
+  }
+
+  u32(what: string): number {
+    this.need(4, what);
+    const v = this.window.view.getUint32(this.pos, true);
+    this.pos += 4;
+    return v;
+  }
+
+  u64(what: string): bigint {
+    this.need(8, what);
+    const v = this.window.view.getBigUint64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
+
+  /** A count or length field: u32 in v1, u64 after. Returned as a bigint until checked. */
+  size(what: string): bigint {
+    return this.sizeWidth === 8 ? this.u64(what) : BigInt(this.u32(what));
+  }
+
+  /** Copy `n` bytes out of the window (the copy is aligned, so typed arrays can view it). */
+  take(n: number, what: string): Uint8Array {
+    this.need(n, what);
+    const out = this.window.bytes.slice(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  /** View `n` bytes of the window without copying. */
+  peek(n: number, what: string): Uint8Array {
+    this.need(n, what);
+    return this.window.bytes.subarray(this.pos, this.pos + n);
+  }
+}
