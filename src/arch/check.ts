@@ -67,7 +67,7 @@ export function checkModel(gguf: GgufFile): ModelCheck {
     const want = e.shape.map((d) => d.size);
     if (found.shape.length !== want.length || found.shape.some((n, i) => n !== want[i])) {
       const reasons = e.shape.filter((d, i) => found.shape[i] !== d.size).map((d) => d.why);
-      const why = reasons.length > 0 ? ` (${reasons.join("; ")})` : ` (${want.length} dimensions)`;
+      const why = found.shape.length === want.length ? ` (${reasons.join("; ")})` : ` (${want.length} dimension${want.length > 1 ? "s" : ""}: ${e.shape.map((d) => d.why).join(", ")})`;
       problems.push({ code: "BAD_SHAPE", tensor: e.name, message: `${e.name} has shape [${found.shape.join(", ")}]; expected [${want.join(", ")}]${why}` });
     }
     if (!allowedTypes(e.role)(found.type)) {

@@ -10,6 +10,19 @@ export class NeedMore {
   constructor(readonly end: number) {}
 }
 
+/**
+ * A claim (a count or a length) that does not fit in the rest of the file is
+ * either a truncated file or a corrupt field. Below these limits it is taken for
+ * truncation, the far likelier cause; above them no real file makes it.
+ */
+export const PLAUSIBLE = { count: 1n << 24n, stringBytes: 1n << 30n, arrayItems: 1n << 28n } as const;
+
+export function truncatedClaim(what: string, claim: string, left: number, at: number) {
+  return corrupt("TRUNCATED", `the file ends inside ${what}: ${claim}, but only ${left} bytes are left`, at, TRUNCATED_HINT);
+}
+
+const TRUNCATED_HINT = "the file is incomplete (an interrupted download or copy?); fetch it again";
+
 export class Window {
   readonly view: DataView;
   constructor(
@@ -48,7 +61,7 @@ export class Cursor {
     const end = this.pos + n;
     if (end <= this.window.end) return;
     if (end > this.window.fileSize) {
-      throw corrupt("TRUNCATED", `the file ends inside ${what}: ${n} bytes needed, ${Math.max(0, this.fileRemaining)} left`, this.pos, "the file is incomplete (an interrupted download or copy?); fetch it again");
+      throw corrupt("TRUNCATED", `the file ends inside ${what}: ${n} bytes needed, ${Math.max(0, this.fileRemaining)} left`, this.pos, TRUNCATED_HINT);
     }
     throw new NeedMore(end);
   }

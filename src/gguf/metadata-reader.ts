@@ -4,7 +4,7 @@
 
 import { isUtf8 } from "node:buffer";
 import type { Cursor } from "./cursor.ts";
-import { NeedMore } from "./cursor.ts";
+import { NeedMore, PLAUSIBLE, truncatedClaim } from "./cursor.ts";
 import { corrupt } from "./errors.ts";
 import { FIXED_VALUE_BYTES, GgufValueType, StringArray, VALUE_TYPE_NAMES } from "./values.ts";
 import type { GgufArray, GgufValue } from "./values.ts";
@@ -21,6 +21,7 @@ function stringLength(c: Cursor, what: string, max?: number): number {
   const at = c.pos;
   const n = c.size(`the length of ${what}`);
   if (n > BigInt(c.fileRemaining)) {
+    if (n <= PLAUSIBLE.stringBytes && (max === undefined || n <= BigInt(max))) throw truncatedClaim(what, `it is ${n} bytes long`, c.fileRemaining, at);
     throw corrupt("STRING_TOO_LONG", `${what} claims a length of ${n} bytes; only ${c.fileRemaining} bytes are left in the file`, at);
   }
   if (max !== undefined && n > BigInt(max)) {
@@ -102,6 +103,7 @@ function readArray(c: Cursor, what: string, depth: number): GgufArray {
   // Each item takes at least its fixed width, or its length field: check before allocating.
   const minItem = FIXED_VALUE_BYTES[itemType] ?? (itemType === GgufValueType.ARRAY ? 4 + c.sizeWidth : c.sizeWidth);
   if (n * BigInt(minItem) > BigInt(c.fileRemaining)) {
+    if (n <= PLAUSIBLE.arrayItems) throw truncatedClaim(what, `it has ${n} items of at least ${minItem} bytes`, c.fileRemaining, lengthAt);
     throw corrupt("ARRAY_TOO_LONG", `${what} claims ${n} items of at least ${minItem} bytes; only ${c.fileRemaining} bytes are left in the file`, lengthAt);
   }
   const length = Number(n);
@@ -168,6 +170,7 @@ function readStringArray(c: Cursor, n: number, what: string): StringArray {
     const p = scan.p;
     const lo = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
     const length = w === 8 ? c.window.view.getBigUint64(p, true) : BigInt(lo >>> 0);
+    if (length <= PLAUSIBLE.stringBytes) throw truncatedClaim(`string ${scan.i} of ${what}`, `it is ${length} bytes long`, fileSize - p - w, p);
     throw corrupt("STRING_TOO_LONG", `string ${scan.i} of ${what} claims a length of ${length} bytes; only ${fileSize - p - w} bytes are left in the file`, p);
   }
   if (stop === STOP_WINDOW) {

@@ -7,7 +7,7 @@
 // window throws NeedMore, the window grows, and that item alone is read again.
 
 import { statSync } from "node:fs";
-import { Cursor, NeedMore, Window } from "./cursor.ts";
+import { Cursor, NeedMore, PLAUSIBLE, truncatedClaim, Window } from "./cursor.ts";
 import { corrupt, GgufError } from "./errors.ts";
 import { isByteSwappedVersion, isGgufMagic, notGguf, SUPPORTED_VERSIONS } from "./magic.ts";
 import { readString, readValue, readValueType, type StringScan } from "./metadata-reader.ts";
@@ -144,9 +144,14 @@ class ParseState {
     const minTensor = BigInt(this.sizeWidth + 4 + this.sizeWidth + 4 + 8);
     const minKey = BigInt(this.sizeWidth + 4 + 1);
     const left = BigInt(this.fileSize - c.pos);
-    if (tensors * minTensor > left) throw corrupt("COUNT_TOO_LARGE", `the header claims ${tensors} tensors; ${left} bytes cannot hold that many`, tensorsAt);
-    if (keys * minKey > left) throw corrupt("COUNT_TOO_LARGE", `the header claims ${keys} metadata keys; ${left} bytes cannot hold that many`, keysAt);
-    if (tensors * minTensor + keys * minKey > left) throw corrupt("COUNT_TOO_LARGE", `the header claims ${tensors} tensors and ${keys} metadata keys; ${left} bytes cannot hold that many`, tensorsAt);
+    const claim = (count: bigint, what: string, at: number) => {
+      if (count * (what === "tensors" ? minTensor : minKey) <= left) return;
+      if (count <= PLAUSIBLE.count) throw truncatedClaim(`the ${what === "tensors" ? "tensor infos" : "metadata"}`, `the header claims ${count} ${what}`, Number(left), at);
+      throw corrupt("COUNT_TOO_LARGE", `the header claims ${count} ${what}; ${left} bytes cannot hold that many`, at);
+    };
+    claim(tensors, "tensors", tensorsAt);
+    claim(keys, "metadata keys", keysAt);
+    if (tensors * minTensor + keys * minKey > left) throw truncatedClaim("the header", `it claims ${tensors} tensors and ${keys} metadata keys`, Number(left), tensorsAt);
     this.tensorCount = Number(tensors);
     this.keyCount = Number(keys);
   }
