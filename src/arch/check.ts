@@ -80,7 +80,7 @@ export function checkModel(gguf: GgufFile): ModelCheck {
   for (const t of gguf.tensors) {
     if (!known.has(t.name) && !(layerProblem && LAYER.test(t.name))) warnings.push(`${t.name} is not part of the ${arch} architecture and will be loaded as an extra tensor`);
   }
-  return done(arch, config, expected, !gguf.tensor("output.weight"));
+  return done(arch, config, expected, !gguf.tensor("output.weight") && gguf.tensor("token_embd.weight") !== undefined);
 }
 
 function checkLayerCount(gguf: GgufFile, config: ModelConfig, problems: ModelProblem[]): void {

@@ -36,6 +36,8 @@ export type GgufErrorCode = (typeof GGUF_ERROR_CODES)[number];
 
 export class GgufError extends Error {
   override readonly name = "GgufError";
+  /** The file's path, when it was read from one. */
+  file: string | null = null;
 
   constructor(
     readonly code: GgufErrorCode,

@@ -28,6 +28,15 @@ export interface ReadOptions {
 /** Parse the header of the GGUF file at `source` (a path, or any Blob such as Bun.file()). */
 export async function readGguf(source: string | Blob, options: ReadOptions = {}): Promise<GgufFile> {
   const path = typeof source === "string" ? source : null;
+  try {
+    return await parse(source, path, options);
+  } catch (e) {
+    if (e instanceof GgufError) e.file = path;
+    throw e;
+  }
+}
+
+async function parse(source: string | Blob, path: string | null, options: ReadOptions): Promise<GgufFile> {
   const blob = typeof source === "string" ? openFile(source) : source;
   const state = new ParseState(blob.size);
   let window = new Window(new Uint8Array(0), blob.size);
@@ -51,11 +60,11 @@ function openFile(path: string) {
     st = statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") throw new GgufError("FILE_NOT_FOUND", `${path} does not exist`, -1, "check the path; `bun run load` with no arguments lists the models it can find");
-    throw new GgufError("NOT_READABLE", `${path} cannot be read (${code})`, -1, "check the file's permissions");
+    if (code === "ENOENT" || code === "ENOTDIR") throw new GgufError("FILE_NOT_FOUND", "no such file", -1, "check the path; `bun run load` with no arguments lists the models it can find");
+    throw new GgufError("NOT_READABLE", `the file cannot be read (${code})`, -1, "check the file's permissions");
   }
-  if (st.isDirectory()) throw new GgufError("IS_A_DIRECTORY", `${path} is a directory, not a GGUF file`, -1, "pass the path of the .gguf file inside it");
-  if (!st.isFile()) throw new GgufError("NOT_READABLE", `${path} is not a regular file`, -1, "pass the path of a .gguf file");
+  if (st.isDirectory()) throw new GgufError("IS_A_DIRECTORY", "this is a directory, not a GGUF file", -1, "pass the path of the .gguf file inside it");
+  if (!st.isFile()) throw new GgufError("NOT_READABLE", "this is not a regular file", -1, "pass the path of a .gguf file");
   return Bun.file(path);
 }
 

@@ -151,7 +151,17 @@ export function valueTypeName(v: GgufValue): ValueTypeName {
   return v.type;
 }
 
-/** A short human rendering of a value (long arrays summarised). */
+/** The shortest decimal that reads back as the same float32 (1e-6, not 9.999999974752427e-7). */
+export function shortestF32(x: number): number {
+  if (!Number.isFinite(x)) return x;
+  for (let p = 1; p <= 9; p++) {
+    const y = Number(x.toPrecision(p));
+    if (Math.fround(y) === x) return y;
+  }
+  return x;
+}
+
+/** A short human rendering of a value; arrays show their first `maxItems` items. */
 export function describeValue(v: GgufValue, maxItems = 6): string {
   switch (v.type) {
     case "string":
@@ -161,12 +171,14 @@ export function describeValue(v: GgufValue, maxItems = 6): string {
       return v.value.toString();
     case "bool":
       return String(v.value);
+    case "f32":
+      return String(shortestF32(v.value));
     case "array": {
       const shown: string[] = [];
       const n = Math.min(v.length, maxItems);
       for (let i = 0; i < n; i++) shown.push(describeItem(v, i));
       const more = v.length > n ? `, … ${v.length - n} more` : "";
-      return `${v.itemType}[${v.length}] [${shown.join(", ")}${more}]`;
+      return `[${shown.join(", ")}${more}]`;
     }
     default:
       return String(v.value);
@@ -183,6 +195,8 @@ function describeItem(a: GgufArray, i: number): string {
       return `array[${a.items[i]!.length}]`;
     case "bool":
       return String(a.items[i] === 1);
+    case "f32":
+      return String(shortestF32(a.items[i]!));
     default:
       return String(a.items[i]);
   }

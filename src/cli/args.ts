@@ -1,0 +1,60 @@
+// Command-line flags: split argv into flags and positionals, then validate with
+// zod. A usage error is one sentence and exit code 2.
+
+import { z } from "zod";
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export interface RawArgs {
+  readonly flags: Record<string, string | boolean>;
+  readonly positionals: string[];
+}
+
+/** `--flag`, `--flag=value`, `--flag value` (for flags named in `valued`), `--` ends flags. */
+export function splitArgs(argv: readonly string[], valued: readonly string[] = []): RawArgs {
+  const flags: Record<string, string | boolean> = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
+      if (eq >= 0) flags[name] = a.slice(eq + 1);
+      else if (valued.includes(name)) {
+        const next = argv[i + 1];
+        if (next === undefined || next.startsWith("--")) throw new UsageError(`--${name} needs a value`);
+        flags[name] = next;
+        i++;
+      } else flags[name] = true;
+    } else if (a === "-h") flags.help = true;
+    else if (a.startsWith("-") && a.length > 1) throw new UsageError(`unknown option ${a}`);
+    else positionals.push(a);
+  }
+  return { flags, positionals };
+}
+
+/** Validate flags against a zod object; unknown flags and bad values become UsageErrors. */
+export function parseFlags<T extends z.ZodObject>(schema: T, flags: Record<string, string | boolean>): z.infer<T> {
+  const known = Object.keys(schema.shape);
+  for (const name of Object.keys(flags)) {
+    if (!known.includes(name)) throw new UsageError(`unknown option --${name} (known: ${known.map((k) => `--${k}`).join(", ")})`);
+  }
+  const r = schema.strict().safeParse(flags);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new UsageError(`--${issue.path.join(".")}: ${issue.message}`);
+  }
+  return r.data as z.infer<T>;
+}
+
+/** A boolean flag: present, or =true/=false. */
+export const boolFlag = z
+  .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
+  .transform((v) => v === true || v === "true" || v === "1")
+  .optional();

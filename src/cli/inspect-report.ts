@@ -1,0 +1,111 @@
+// What `bun run inspect` shows: the documented JSON document, and the text
+// rendering of the same facts.
+
+import type { ModelCheck } from "../arch/index.ts";
+import { describeValue, ggmlTypeName, shortestF32, type GgufFile, type GgufValue, type ScalarTypeName, type ValueTypeName } from "../gguf/index.ts";
+import { bold, dim, green, humanBytes, MiB, red, table, thousands, yellow } from "./format.ts";
+
+// ─── JSON ─────────────────────────────────────────────────────────────────────
+
+type JsonScalar = string | number | boolean;
+export type JsonValue = { type: ScalarTypeName; value: JsonScalar } | { type: "array"; itemType: ValueTypeName; length: number };
+
+export interface InspectJson {
+  file: string;
+  fileSize: number;
+  version: number;
+  alignment: number;
+  dataOffset: number;
+  metadata: Record<string, JsonValue>;
+  tensors: { name: string; type: string; shape: number[]; offset: number; bytes: number }[];
+  model: {
+    architecture: string | null;
+    ok: boolean;
+    config: Record<string, number | string> | null;
+    tiedHead: boolean;
+    problems: { code: string; message: string; tensor?: string; key?: string }[];
+    warnings: string[];
+  };
+}
+
+/** Integers beyond ±2^53 are written as decimal strings; non-finite floats as strings too. */
+function jsonNumber(v: number | bigint): number | string {
+  if (typeof v === "bigint") return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  return Number.isFinite(v) ? v : String(v);
+}
+
+export function jsonValue(v: GgufValue): JsonValue {
+  if (v.type === "array") return { type: "array", itemType: v.itemType, length: v.length };
+  if (v.type === "string" || v.type === "bool") return { type: v.type, value: v.value };
+  if (v.type === "f32") return { type: v.type, value: jsonNumber(shortestF32(v.value)) };
+  return { type: v.type, value: jsonNumber(v.value) };
+}
+
+export function inspectJson(file: string, g: GgufFile, check: ModelCheck): InspectJson {
+  return {
+    file,
+    fileSize: g.fileSize,
+    version: g.version,
+    alignment: g.alignment,
+    dataOffset: g.dataOffset,
+    metadata: Object.fromEntries([...g.metadata].map(([k, v]) => [k, jsonValue(v)])),
+    tensors: g.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), shape: [...t.shape], offset: t.offset, bytes: t.bytes })),
+    model: {
+      architecture: check.architecture,
+      ok: check.ok,
+      config: check.config ? { ...check.config } : null,
+      tiedHead: check.tiedHead,
+      problems: check.problems.map((p) => ({ ...p })),
+      warnings: [...check.warnings],
+    },
+  };
+}
+
+// ─── text ─────────────────────────────────────────────────────────────────────
+
+const SHOWN_TENSORS = 12;
+
+export function inspectText(file: string, g: GgufFile, check: ModelCheck, full: boolean): string {
+  const out: string[] = [];
+  out.push(bold(file));
+  out.push(`  GGUF v${g.version} · ${thousands(g.fileSize)} bytes (${humanBytes(g.fileSize)}) · alignment ${g.alignment} · header ${thousands(g.headerBytes)} bytes · data at ${thousands(g.dataOffset)}`);
+  out.push(`  ${g.tensors.length} tensors · ${g.metadata.size} metadata keys`, "");
+
+  out.push(bold("metadata"));
+  out.push(table([...g.metadata].map(([k, v]) => [k, dim(v.type === "array" ? `${v.itemType}[${v.length}]` : v.type), full ? fullValue(v) : describeValue(v)])));
+  out.push("");
+
+  out.push(bold("tensors"));
+  const rows = g.tensors.map((t, i) => [String(i), t.name, ggmlTypeName(t.type), `[${t.shape.join(", ")}]`, thousands(t.offset), thousands(t.bytes)]);
+  const shown = full || rows.length <= 2 * SHOWN_TENSORS ? rows : [...rows.slice(0, SHOWN_TENSORS), ["…", dim(`${rows.length - 2 * SHOWN_TENSORS} more (--full lists all)`), "", "", "", ""], ...rows.slice(-SHOWN_TENSORS)];
+  out.push(table([[dim("#"), dim("name"), dim("type"), dim("shape"), dim("offset"), dim("bytes")], ...shown], [0, 4, 5]), "");
+
+  out.push(bold("totals by type"));
+  const totals = g.totalsByType();
+  const toMiB = (b: number) => (b / MiB).toFixed(2);
+  const totalRows = totals.map((t) => [t.name, String(t.count), thousands(t.bytes), toMiB(t.bytes)]);
+  totalRows.push([bold("all"), bold(String(g.tensors.length)), bold(thousands(g.tensorDataBytes)), bold(toMiB(g.tensorDataBytes))]);
+  out.push(table([[dim("type"), dim("tensors"), dim("bytes"), dim("MiB")], ...totalRows], [1, 2, 3]), "");
+
+  out.push(bold("model"), ...modelLines(check));
+  return out.join("\n");
+}
+
+export function modelLines(check: ModelCheck): string[] {
+  const out: string[] = [];
+  const c = check.config;
+  if (c) {
+    out.push(`  ${c.architecture} · ${c.layers} layers · hidden ${c.hiddenSize} · ${c.heads} heads (${c.kvHeads} KV, head dim ${c.headDim}) · FFN ${c.ffnSize}`);
+    out.push(`  vocab ${thousands(c.vocabSize)} · context ${thousands(c.contextLength)} · rope base ${c.ropeBase} · RMS eps ${c.rmsEpsilon.toExponential(0)}`);
+    out.push(`  LM head: ${check.tiedHead ? "tied to token_embd.weight (no output.weight)" : "output.weight"}`);
+  } else if (check.architecture) out.push(`  architecture ${check.architecture}`);
+  if (check.ok) out.push(`  ${green("✓")} every expected tensor is present, with the expected shape and an allowed type`);
+  for (const p of check.problems) out.push(`  ${red("✗")} ${p.message}`);
+  for (const w of check.warnings) out.push(`  ${yellow("!")} ${w}`);
+  return out;
+}
+
+function fullValue(v: GgufValue): string {
+  if (v.type !== "array") return describeValue(v, Number.MAX_SAFE_INTEGER);
+  return describeValue(v, v.length);
+}
