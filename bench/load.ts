@@ -1,0 +1,179 @@
+// bun run bench [--models 0.5b,7b,14b] [--sweep] [--reps N] [--device N]
+//
+// One run, one machine: the PCIe ceiling (pinned and pageable cudaMemcpy), the
+// naive path, this loader warm and cold (end to end and its upload alone), the
+// disk's sequential read, peak RSS, and CUDA context creation apart. Each figure
+// is given as a ratio to the pinned ceiling. Writes build/bench/load.json.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+import { boolFlag, parseFlags, splitArgs } from "../src/cli/args.ts";
+import { runMain } from "../src/cli/main.ts";
+import { deviceInfo, measureH2D, openCuda, versions } from "../src/cuda/index.ts";
+import { ensureModelFixture } from "../src/fixtures/generate.ts";
+import { defaultTuning, Loader, type UploadTuning } from "../src/load/index.ts";
+import { diskReadGBps, evictFromPageCache, mmapUpload, naiveUpload, peakRss, resetPeakRss, warmPageCache } from "./probes.ts";
+import { resultsDir, stats } from "./stats.ts";
+
+const MODELS: Record<string, string> = {
+  "0.5b": "qwen2.5-0.5b-instruct-q4_k_m",
+  "7b": "qwen2.5-7b-instruct-q4_k_m",
+  "14b": "qwen2.5-14b-instruct-q8_0",
+};
+const MiB = 1024 * 1024;
+
+const Flags = z.object({
+  models: z.string().regex(/^[\w.,]+$/).optional(),
+  sweep: boolFlag,
+  reps: z.coerce.number().int().min(1).max(100).optional(),
+  device: z.coerce.number().int().min(0).optional(),
+  help: boolFlag,
+});
+
+const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--sweep] [--reps N] [--device N]";
+
+interface LoadRun {
+  endToEndMs: number;
+  uploadMs: number;
+  parseMs: number;
+  bytes: number;
+}
+
+async function timeLoads(loader: Loader, path: string, reps: number, cold: boolean): Promise<LoadRun[]> {
+  const runs: LoadRun[] = [];
+  for (let i = 0; i < reps; i++) {
+    if (cold) evictFromPageCache(path);
+    const { model, report } = await loader.load(path);
+    runs.push({ endToEndMs: report.timings.total, uploadMs: report.timings.upload, parseMs: report.timings.parse, bytes: report.plan.uploadBytes });
+    model.close();
+  }
+  return runs;
+}
+
+/** CUDA context creation, in a fresh process (it is per process). */
+function contextCreationMs(device: number): number {
+  const script = `import { openCuda, Device } from "${new URL("../src/cuda/index.ts", import.meta.url).pathname}";
+await openCuda(); const t = performance.now(); Device.open(${device}); console.log(performance.now() - t);`;
+  const p = Bun.spawnSync([process.execPath, "-e", script]);
+  return Number(p.stdout.toString().trim());
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const flags = parseFlags(Flags, splitArgs(argv).flags);
+  if (flags.help) return (console.log(USAGE), 0);
+  const device = flags.device ?? 0;
+  const models = (flags.models ?? "0.5b,7b").split(",").map((m) => {
+    const name = MODELS[m];
+    if (!name) throw new Error(`unknown model ${m} (0.5b, 7b, 14b)`);
+    return [m, name] as const;
+  });
+  await openCuda();
+  const gpu = deviceInfo(device);
+  const ctxMs = stats([0, 1, 2].map(() => contextCreationMs(device)));
+  const ceiling = measureH2D(device, 512 * MiB, true, 10);
+  const pageable = measureH2D(device, 512 * MiB, false, 5);
+  const ratio = (gbps: number) => `${((gbps / ceiling) * 100).toFixed(0)}%`;
+  const gbps = (bytes: number, ms: number) => bytes / 1e6 / ms;
+  const lines: string[] = [];
+  const out: Record<string, unknown> = {
+    date: new Date().toISOString(), gpu: gpu.name, cpu: cpus()[0]?.model, cores: cpus().length, cuda: versions(),
+    contextCreationMs: ctxMs, pinnedGBps: ceiling, pageableGBps: pageable, tuning: defaultTuning(), models: {},
+  };
+  lines.push(`${gpu.name} · ${cpus()[0]?.model} × ${cpus().length} · ${new Date().toISOString().slice(0, 10)}`);
+  lines.push(`CUDA context creation (apart): ${ctxMs.median.toFixed(0)} ms median of 3 processes`);
+  lines.push("");
+
+  const rows: Record<string, Record<string, string>> = {};
+  const put = (row: string, model: string, value: string) => ((rows[row] ??= {})[model] = value);
+  for (const [short] of models) {
+    put("pinned cudaMemcpy (ceiling)", short, `${ceiling.toFixed(1)} GB/s`);
+    put("pageable cudaMemcpy", short, `${pageable.toFixed(1)} GB/s (${ratio(pageable)})`);
+  }
+
+  const reps = flags.reps ?? 5;
+  const loader = await Loader.open({ device });
+  try {
+    for (const [short, name] of models) {
+      const t = performance.now();
+      const path = await ensureModelFixture(name);
+      console.error(`${short}: fixture ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      const entry: Record<string, unknown> = {};
+
+      warmPageCache(path);
+      const naive = await naiveUpload(path, device);
+      put("naive: Bun.file slice → pageable copy", short, `${gbps(naive.bytes, naive.ms).toFixed(1)} GB/s (${ratio(gbps(naive.bytes, naive.ms))})`);
+
+      warmPageCache(path);
+      resetPeakRss();
+      const rssBefore = process.memoryUsage().rss;
+      const warm = await timeLoads(loader, path, reps, false);
+      const rssGrowth = peakRss() - rssBefore;
+      const e2e = stats(warm.map((r) => r.endToEndMs));
+      const up = stats(warm.map((r) => gbps(r.bytes, r.uploadMs)));
+      put("loader, warm: end to end (parse → VRAM)", short, `${e2e.median.toFixed(1)} ms`);
+      put("loader, warm: upload phase", short, `${up.median.toFixed(1)} GB/s (${ratio(up.median)})`);
+      put("loader, warm: parse", short, `${stats(warm.map((r) => r.parseMs)).median.toFixed(1)} ms`);
+      put("peak RSS growth during loads", short, `${(rssGrowth / MiB).toFixed(0)} MiB`);
+
+      warmPageCache(path);
+      const mm = await mmapUpload(path, device, 64 * MiB);
+      put("mmap + register 64 MiB chunks, 1 thread", short, `${gbps(mm.bytes, mm.ms).toFixed(1)} GB/s (pinning ${mm.pinMs.toFixed(0)} ms)`);
+
+      const disk = diskReadGBps(path);
+      const cold = await timeLoads(loader, path, 1, true);
+      const coldUp = gbps(cold[0]!.bytes, cold[0]!.uploadMs);
+      put("disk sequential read (cold, 1 reader)", short, `${disk.toFixed(2)} GB/s`);
+      put("loader, cold: end to end", short, `${cold[0]!.endToEndMs.toFixed(0)} ms`);
+      put("loader, cold: upload phase", short, `${coldUp.toFixed(2)} GB/s (${((coldUp / disk) * 100).toFixed(0)}% of disk)`);
+
+      Object.assign(entry, { file: path, bytes: warm[0]!.bytes, naive, warm, endToEnd: e2e, uploadGBps: up, rssGrowth, mmap: mm, diskGBps: disk, cold: cold[0] });
+      (out.models as Record<string, unknown>)[short] = entry;
+    }
+  } finally {
+    await loader.close();
+  }
+
+  if (flags.sweep) out.sweep = await sweep(device, MODELS[models.at(-1)![0]]!, rows);
+
+  const shorts = models.map(([s]) => s);
+  lines.push(`| | ${shorts.join(" | ")} |`, `|---|${shorts.map(() => "---").join("|")}|`);
+  for (const [row, byModel] of Object.entries(rows)) lines.push(`| ${row} | ${shorts.map((s) => byModel[s] ?? "").join(" | ")} |`);
+  console.log(lines.join("\n"));
+  mkdirSync(resultsDir(), { recursive: true });
+  const file = join(resultsDir(), "load.json");
+  writeFileSync(file, JSON.stringify(out, null, 2));
+  console.log(`\nwrote ${file}`);
+  return 0;
+}
+
+/** Workers, slot size and ring depth, one at a time around the default, on the largest model asked for. */
+async function sweep(device: number, name: string, rows: Record<string, Record<string, string>>) {
+  const path = await ensureModelFixture(name);
+  warmPageCache(path);
+  const base = defaultTuning();
+  const configs: UploadTuning[] = [
+    ...[1, 2, 4, 8, 12, 16].map((workers) => ({ ...base, workers })),
+    ...[2, 4, 16, 32, 64].map((m) => ({ ...base, slotBytes: m * MiB })),
+    ...[2, 4, 6].map((slots) => ({ ...base, slots })),
+  ];
+  const results = [];
+  for (const c of configs) {
+    const t = performance.now();
+    const loader = await Loader.open({ device, ...c });
+    const openMs = performance.now() - t;
+    try {
+      const runs = await timeLoads(loader, path, 3, false);
+      const up = stats(runs.map((r) => r.bytes / 1e6 / r.uploadMs)).median;
+      const e2e = stats(runs.map((r) => r.endToEndMs)).median;
+      results.push({ ...c, openMs, uploadGBps: up, endToEndMs: e2e });
+      rows[`sweep ${c.workers}w × ${c.slots} × ${(c.slotBytes ?? 0) / MiB} MiB`] = { [Object.keys(MODELS).find((k) => MODELS[k] === name)!]: `${up.toFixed(1)} GB/s, ${e2e.toFixed(0)} ms (ring setup ${openMs.toFixed(0)} ms)` };
+    } finally {
+      await loader.close();
+    }
+  }
+  return results;
+}
+
+if (import.meta.main) runMain(main, USAGE);

@@ -1,0 +1,58 @@
+/*
+ * faults.cu — the live counters (what the library holds, across all threads)
+ * and fault injection for tests.
+ *
+ * Each fault kind is an atomic countdown: gv_fault_inject(kind, k) stores k, and
+ * every gv_fault_hit(kind) takes one off while it is positive; the call that
+ * takes it from 1 to 0 fails. A compare-and-swap loop makes that exactly one
+ * call, however many threads race.
+ */
+#include "internal.h"
+
+gv_counters gv_live_counters;
+
+static std::atomic<int64_t> fault_countdown[GV_FAULT_KINDS];
+
+/* ─── faults ────────────────────────────────────────────────────────────────── */
+
+bool gv_fault_hit(int kind) {
+    if (kind < 0 || kind >= GV_FAULT_KINDS) return false;
+    std::atomic<int64_t> &left = fault_countdown[kind];
+    int64_t now = left.load(std::memory_order_relaxed);
+    while (now > 0) {
+        if (left.compare_exchange_weak(now, now - 1)) return now == 1;
+    }
+    return false;
+}
+
+const char *gv_fault_name(int kind) {
+    switch (kind) {
+    case GV_FAULT_DEVICE_ALLOC: return "GV_FAULT_DEVICE_ALLOC";
+    case GV_FAULT_HOST_PIN: return "GV_FAULT_HOST_PIN";
+    case GV_FAULT_COPY: return "GV_FAULT_COPY";
+    case GV_FAULT_EVENT: return "GV_FAULT_EVENT";
+    default: return "GV_FAULT_?";
+    }
+}
+
+extern "C" int gv_fault_inject(int kind, int64_t k) {
+    GV_REQUIRE(kind >= 0 && kind < GV_FAULT_KINDS, "gv_fault_inject: kind %d is not a fault kind (0..%d)", kind,
+               GV_FAULT_KINDS - 1);
+    fault_countdown[kind].store(k > 0 ? k : 0);
+    return GV_OK;
+}
+
+extern "C" void gv_fault_reset(void) {
+    for (int kind = 0; kind < GV_FAULT_KINDS; kind++) fault_countdown[kind].store(0);
+}
+
+/* ─── counters ──────────────────────────────────────────────────────────────── */
+
+extern "C" void gv_live(gv_live_counts *out) {
+    if (out == NULL) return;
+    out->arenas = gv_live_counters.arenas.load();
+    out->arena_bytes = gv_live_counters.arena_bytes.load();
+    out->pinned_ranges = gv_live_counters.pinned_ranges.load();
+    out->pinned_bytes = gv_live_counters.pinned_bytes.load();
+    out->stagers = gv_live_counters.stagers.load();
+}

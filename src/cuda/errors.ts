@@ -1,0 +1,71 @@
+// Status codes of libgguf_vram become typed errors here, with a hint for the user.
+
+/** gv_status values (cuda/gguf_vram.h). */
+export const GV_STATUS = {
+  OK: 0,
+  INVALID_ARGUMENT: 1,
+  NO_DEVICE: 2,
+  BAD_DEVICE: 3,
+  OUT_OF_MEMORY: 4,
+  HOST_MEMORY: 5,
+  COPY: 6,
+  CUDA: 7,
+} as const;
+
+export type CudaErrorCode =
+  | "INVALID_ARGUMENT" // a bug on this side of the boundary
+  | "NO_DEVICE" // no CUDA device, or no usable driver
+  | "BAD_DEVICE" // a device index that does not exist
+  | "OUT_OF_VRAM"
+  | "HOST_MEMORY" // pinned host memory could not be had
+  | "COPY_FAILED"
+  | "CUDA_ERROR"
+  | "NATIVE_LIBRARY" // the .so is missing, stale or cannot be built
+  | "CLOSED"; // a handle used after close()
+
+const BY_STATUS: Record<number, CudaErrorCode> = {
+  [GV_STATUS.INVALID_ARGUMENT]: "INVALID_ARGUMENT",
+  [GV_STATUS.NO_DEVICE]: "NO_DEVICE",
+  [GV_STATUS.BAD_DEVICE]: "BAD_DEVICE",
+  [GV_STATUS.OUT_OF_MEMORY]: "OUT_OF_VRAM",
+  [GV_STATUS.HOST_MEMORY]: "HOST_MEMORY",
+  [GV_STATUS.COPY]: "COPY_FAILED",
+  [GV_STATUS.CUDA]: "CUDA_ERROR",
+};
+
+const HINTS: Record<CudaErrorCode, string> = {
+  INVALID_ARGUMENT: "this is a bug in gguf-vram; please report it with the message",
+  NO_DEVICE: "this machine has no usable NVIDIA GPU or driver (nvidia-smi should list one); `bun run load --dry-run` shows the plan without a GPU",
+  BAD_DEVICE: "choose one of the devices `nvidia-smi -L` lists",
+  OUT_OF_VRAM: "free GPU memory (nvidia-smi shows which processes hold it), or pick a smaller model or another --device",
+  HOST_MEMORY: "the host could not pin memory for the upload; free host memory, or lower --workers",
+  COPY_FAILED: "a copy to the GPU failed; check `nvidia-smi` and the kernel log (dmesg) for GPU errors",
+  CUDA_ERROR: "check `nvidia-smi` and the kernel log (dmesg) for GPU errors",
+  NATIVE_LIBRARY: "rebuild the native library with `bun run build --force`",
+  CLOSED: "this is a bug in the caller: the handle was used after close()",
+};
+
+export class CudaError extends Error {
+  override readonly name = "CudaError";
+  readonly hint: string;
+
+  constructor(
+    readonly code: CudaErrorCode,
+    /** The gv_status returned, 0 when the error did not come from the library. */
+    readonly status: number,
+    /** The cudaError_t behind it, 0 when none. */
+    readonly cudaError: number,
+    message: string,
+    hint?: string,
+  ) {
+    super(message);
+    this.hint = hint ?? HINTS[code];
+  }
+}
+
+/** Throw the library's last error for a non-zero status. */
+export function check(status: number, lastError: () => string, lastCudaError: () => number): void {
+  if (status === GV_STATUS.OK) return;
+  const code = BY_STATUS[status] ?? "CUDA_ERROR";
+  throw new CudaError(code, status, lastCudaError(), lastError() || `libgguf_vram failed with status ${status}`);
+}

@@ -1,0 +1,10 @@
+// The GPU: the only part of gguf-vram that talks to libgguf_vram (bun:ffi).
+export { openCuda, call, versions, liveResources, injectFault, resetFaults, Fault, measureH2D, pinHost, unpinHost, type LiveResources } from "./runtime.ts";
+export { Device, deviceCount, deviceInfo, listDevices, memInfo, type DeviceInfo } from "./device.ts";
+export { Arena } from "./arena.ts";
+export { Stager } from "./stager.ts";
+export { hostChecksum, hostChecksumPartial, finishChecksum } from "./checksum.ts";
+export { Model, type DeviceTensor, type ModelSource } from "./model.ts";
+export { VramLedger, type LedgerEntry } from "./ledger.ts";
+export { CudaError, type CudaErrorCode } from "./errors.ts";
+export { nativePath } from "./native.ts";
