@@ -27,12 +27,14 @@ const MiB = 1024 * 1024;
 const Flags = z.object({
   models: z.string().regex(/^[\w.,]+$/).optional(),
   sweep: boolFlag,
+  /** Sweep these instead: workers x slots x MiB, comma-separated (e.g. 8x3x2,16x3x4). */
+  configs: z.string().regex(/^(\d+x\d+x\d+,?)+$/).optional(),
   reps: z.coerce.number().int().min(1).max(100).optional(),
   device: z.coerce.number().int().min(0).optional(),
   help: boolFlag,
 });
 
-const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--sweep] [--reps N] [--device N]";
+const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--sweep [--configs WxSxMiB,…]] [--reps N] [--device N]";
 
 interface LoadRun {
   endToEndMs: number;
@@ -61,7 +63,7 @@ await openCuda(); const t = performance.now(); Device.open(${device}); console.l
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(Flags, splitArgs(argv).flags);
+  const flags = parseFlags(Flags, splitArgs(argv, ["models", "reps", "device", "configs"]).flags);
   if (flags.help) return (console.log(USAGE), 0);
   const device = flags.device ?? 0;
   const models = (flags.models ?? "0.5b,7b").split(",").map((m) => {
@@ -86,7 +88,10 @@ async function main(argv: readonly string[]): Promise<number> {
   lines.push("");
 
   const rows: Record<string, Record<string, string>> = {};
-  const put = (row: string, model: string, value: string) => ((rows[row] ??= {})[model] = value);
+  const put = (row: string, model: string, value: string) => {
+    (rows[row] ??= {})[model] = value;
+    console.error(`${model}: ${row}: ${value}`);
+  };
   for (const [short] of models) {
     put("pinned cudaMemcpy (ceiling)", short, `${ceiling.toFixed(1)} GB/s`);
     put("pageable cudaMemcpy", short, `${pageable.toFixed(1)} GB/s (${ratio(pageable)})`);
@@ -117,16 +122,18 @@ async function main(argv: readonly string[]): Promise<number> {
       put("loader, warm: parse", short, `${stats(warm.map((r) => r.parseMs)).median.toFixed(1)} ms`);
       put("peak RSS growth during loads", short, `${(rssGrowth / MiB).toFixed(0)} MiB`);
 
-      warmPageCache(path);
-      const mm = await mmapUpload(path, device, 64 * MiB);
-      put("mmap + register 64 MiB chunks, 1 thread", short, `${gbps(mm.bytes, mm.ms).toFixed(1)} GB/s (pinning ${mm.pinMs.toFixed(0)} ms)`);
-
       const disk = diskReadGBps(path);
       const cold = await timeLoads(loader, path, 1, true);
       const coldUp = gbps(cold[0]!.bytes, cold[0]!.uploadMs);
       put("disk sequential read (cold, 1 reader)", short, `${disk.toFixed(2)} GB/s`);
       put("loader, cold: end to end", short, `${cold[0]!.endToEndMs.toFixed(0)} ms`);
       put("loader, cold: upload phase", short, `${coldUp.toFixed(2)} GB/s (${((coldUp / disk) * 100).toFixed(0)}% of disk)`);
+
+      // Bun.mmap returns one ArrayBuffer, and one ArrayBuffer is at most 4 GiB.
+      const mm = Bun.file(path).size < 4 * 1024 * MiB ? (warmPageCache(path), await mmapUpload(path, device, 64 * MiB)) : null;
+      put("mmap + register 64 MiB chunks, 1 thread", short, mm ? `${gbps(mm.bytes, mm.ms).toFixed(1)} GB/s (pinning ${mm.pinMs.toFixed(0)} ms)` : "n/a (file > 4 GiB)");
+
+      Bun.gc(true); // unmaps the file, or its pages could not be dropped from the cache later
 
       Object.assign(entry, { file: path, bytes: warm[0]!.bytes, naive, warm, endToEnd: e2e, uploadGBps: up, rssGrowth, mmap: mm, diskGBps: disk, cold: cold[0] });
       (out.models as Record<string, unknown>)[short] = entry;
@@ -135,7 +142,7 @@ async function main(argv: readonly string[]): Promise<number> {
     await loader.close();
   }
 
-  if (flags.sweep) out.sweep = await sweep(device, MODELS[models.at(-1)![0]]!, rows);
+  if (flags.sweep || flags.configs) out.sweep = await sweep(device, MODELS[models.at(-1)![0]]!, rows, flags.configs);
 
   const shorts = models.map(([s]) => s);
   lines.push(`| | ${shorts.join(" | ")} |`, `|---|${shorts.map(() => "---").join("|")}|`);
@@ -149,15 +156,20 @@ async function main(argv: readonly string[]): Promise<number> {
 }
 
 /** Workers, slot size and ring depth, one at a time around the default, on the largest model asked for. */
-async function sweep(device: number, name: string, rows: Record<string, Record<string, string>>) {
+async function sweep(device: number, name: string, rows: Record<string, Record<string, string>>, list?: string) {
   const path = await ensureModelFixture(name);
   warmPageCache(path);
   const base = defaultTuning();
-  const configs: UploadTuning[] = [
-    ...[1, 2, 4, 8, 12, 16].map((workers) => ({ ...base, workers })),
-    ...[2, 4, 16, 32, 64].map((m) => ({ ...base, slotBytes: m * MiB })),
-    ...[2, 4, 6].map((slots) => ({ ...base, slots })),
-  ];
+  const configs: UploadTuning[] = list
+    ? list.split(",").filter(Boolean).map((c) => {
+        const [workers, slots, mib] = c.split("x").map(Number) as [number, number, number];
+        return { workers, slots, slotBytes: mib * MiB };
+      })
+    : [
+        ...[1, 2, 4, 8, 12, 16].map((workers) => ({ ...base, workers })),
+        ...[1, 2, 4, 16, 32].map((m) => ({ ...base, slotBytes: m * MiB })),
+        ...[2, 4, 6].map((slots) => ({ ...base, slots })),
+      ];
   const results = [];
   for (const c of configs) {
     const t = performance.now();
@@ -168,7 +180,9 @@ async function sweep(device: number, name: string, rows: Record<string, Record<s
       const up = stats(runs.map((r) => r.bytes / 1e6 / r.uploadMs)).median;
       const e2e = stats(runs.map((r) => r.endToEndMs)).median;
       results.push({ ...c, openMs, uploadGBps: up, endToEndMs: e2e });
-      rows[`sweep ${c.workers}w × ${c.slots} × ${(c.slotBytes ?? 0) / MiB} MiB`] = { [Object.keys(MODELS).find((k) => MODELS[k] === name)!]: `${up.toFixed(1)} GB/s, ${e2e.toFixed(0)} ms (ring setup ${openMs.toFixed(0)} ms)` };
+      const row = `sweep ${c.workers}w × ${c.slots} × ${(c.slotBytes ?? 0) / MiB} MiB`;
+      rows[row] = { [Object.keys(MODELS).find((k) => MODELS[k] === name)!]: `${up.toFixed(1)} GB/s, ${e2e.toFixed(0)} ms (ring setup ${openMs.toFixed(0)} ms)` };
+      console.error(`${row}: ${up.toFixed(1)} GB/s, ${e2e.toFixed(0)} ms (ring setup ${openMs.toFixed(0)} ms)`);
     } finally {
       await loader.close();
     }

@@ -28,7 +28,7 @@ const present = existsSync(join(dir, "ggml-vocab-qwen2.gguf"));
 
 describe.skipIf(!present)(`real GGUF files in ${dir}${present ? "" : " (folder absent: skipped)"}`, () => {
   for (const [file, want] of Object.entries(EXPECTED)) {
-    test(file, async () => {
+    test.skipIf(!existsSync(join(dir, file)))(file, async () => {
       const g = await readGguf(join(dir, file));
       expect(g.version).toBe(3);
       expect(g.metadata.size).toBe(want.keys);
@@ -56,7 +56,7 @@ describe.skipIf(!present)(`real GGUF files in ${dir}${present ? "" : " (folder a
     expect(g.string("general.architecture")).toBe("qwen2");
   });
 
-  test("the window size does not change the result", async () => {
+  test.skipIf(!existsSync(join(dir, "ggml-vocab-llama-spm.gguf")))("the window size does not change the result", async () => {
     const path = join(dir, "ggml-vocab-llama-spm.gguf");
     const whole = await readGguf(path);
     for (const initialWindow of [1, 31, 33, 4097, 65_536]) {

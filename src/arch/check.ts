@@ -51,6 +51,13 @@ export function checkModel(gguf: GgufFile): ModelCheck {
   }
   const config = readConfig(gguf, arch, problems);
   if (!config) return done(arch, null);
+  // Every layer has tensors: a block_count beyond the tensor count is wrong, and
+  // building its table would cost time and memory the file's size does not bound.
+  if (config.layers > gguf.tensors.length) {
+    const key = `${arch}.block_count`;
+    problems.push({ code: "LAYER_COUNT_MISMATCH", key, message: `${key} is ${config.layers}, but the file has only ${gguf.tensors.length} tensors: not even one per layer` });
+    return done(arch, config);
+  }
 
   const expected = family.tensors(config);
   checkLayerCount(gguf, config, problems);

@@ -45,9 +45,13 @@ const HINTS: Record<CudaErrorCode, string> = {
   CLOSED: "this is a bug in the caller: the handle was used after close()",
 };
 
+const EXIT_CODES: Partial<Record<CudaErrorCode, number>> = { NO_DEVICE: 3, OUT_OF_VRAM: 4, BAD_DEVICE: 2 };
+
 export class CudaError extends Error {
   override readonly name = "CudaError";
   readonly hint: string;
+  /** The CLI's exit code for this error (see src/cli/main.ts). */
+  readonly exitCode: number;
 
   constructor(
     readonly code: CudaErrorCode,
@@ -60,6 +64,7 @@ export class CudaError extends Error {
   ) {
     super(message);
     this.hint = hint ?? HINTS[code];
+    this.exitCode = EXIT_CODES[code] ?? 1;
   }
 }
 

@@ -210,6 +210,9 @@ class ParseState {
     if (t.relativeOffset % BigInt(alignment) !== 0n) {
       throw corrupt("MISALIGNED_TENSOR", `${where} starts at data offset ${t.relativeOffset}, not a multiple of the alignment ${alignment}`, t.infoOffset);
     }
+    if (t.bytes > BigInt(this.fileSize)) {
+      throw corrupt("TENSOR_OUT_OF_FILE", `${where} has shape [${t.shape.join(", ")}] and needs ${t.bytes} bytes of data; the whole file is ${this.fileSize} bytes`, t.infoOffset);
+    }
     const end = BigInt(dataOffset) + t.relativeOffset + t.bytes;
     if (end > BigInt(this.fileSize)) {
       throw corrupt("TENSOR_OUT_OF_FILE", `${where} ends at byte ${end}, past the end of the ${this.fileSize}-byte file`, t.infoOffset, "the file is truncated or its offsets are corrupt; download it again");
