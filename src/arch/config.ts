@@ -3,7 +3,7 @@
 // shows them all at once, the loader refuses a model that has any.
 
 import { z } from "zod";
-import type { GgufFile } from "../gguf/index.ts";
+import { shortestF32, type GgufFile } from "../gguf/index.ts";
 import type { ModelProblem } from "./problems.ts";
 
 export const ModelConfig = z
@@ -47,7 +47,8 @@ function real(gguf: GgufFile, key: string, problems: ModelProblem[]): number | u
   const v = gguf.get(key);
   if (!v) return undefined;
   if (v.type === "f32" || v.type === "f64") {
-    if (v.value > 0 && Number.isFinite(v.value)) return v.value;
+    // f32 keys as written (1e-6), not as widened (9.999999974752427e-7).
+    if (v.value > 0 && Number.isFinite(v.value)) return v.type === "f32" ? shortestF32(v.value) : v.value;
     problems.push({ code: "BAD_KEY", key, message: `${key} is ${v.value}; expected a positive number` });
     return undefined;
   }

@@ -1,0 +1,89 @@
+// `bun run load` driven by flags: never prompts. Used when stdin is not a
+// terminal, in CI, or whenever a flag is given.
+
+import type { Readable } from "node:stream";
+import type { LoadOptions } from "../load/index.ts";
+import type { GpuBackend, LoadedModel } from "./backend.ts";
+import { dim, humanBytes, red, yellow } from "./format.ts";
+import { fitsLine, loadJson, planLines, summaryLines } from "./load-report.ts";
+import { DEFAULT_MODEL_ABOUT, defaultModelPath, devicesOrNull, ensureDefaultModel, pickDevice, planFile, waitForEnter } from "./load-steps.ts";
+import { EXIT } from "./main.ts";
+
+export interface LoadFlags {
+  readonly model?: string;
+  readonly device?: number;
+  readonly verify?: boolean;
+  readonly dryRun?: boolean;
+  readonly json?: boolean;
+  readonly hold?: boolean;
+  readonly yes?: boolean;
+  readonly workers?: number;
+}
+
+/** Where the command writes: stdout (results, JSON) and stderr (notes, progress). */
+export interface Io {
+  /** A line (or lines) on stdout. */
+  readonly out: (text: string) => void;
+  /** A line on stderr. */
+  readonly err: (text: string) => void;
+  /** Redraws the progress line; absent when stderr is not a terminal. */
+  readonly progress?: (text: string | null) => void;
+  readonly stdin: Readable;
+  /** Aborted on Ctrl-C. */
+  readonly signal: AbortSignal;
+}
+
+export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promise<number> {
+  const path = flags.model ?? (await ensureDefaultModel((p) => io.err(dim(`creating ${DEFAULT_MODEL_ABOUT} at ${p}…`))));
+  if (!flags.model) io.err(dim(`no --model given: loading ${defaultModelPath()}`));
+  const planned = await planFile(path);
+  const { devices, error } = await devicesOrNull(gpu);
+
+  if (flags.dryRun || !devices) {
+    if (flags.json) {
+      const json = { ...loadJson(planned, devices?.[flags.device ?? 0] ?? null, null, null, false), ...(error && !flags.dryRun ? { error: { code: error.code, message: error.message, hint: error.hint } } : {}) };
+      io.out(JSON.stringify(json, null, 2));
+    } else {
+      if (!devices && !flags.dryRun) io.err(`${red("error:")} ${error!.message} — ${error!.hint}\n${dim("here is what the load would do (the dry-run plan):")}`);
+      io.out(planLines(planned).join("\n"));
+      if (devices) io.out(devices.map((d) => fitsLine(d, planned.plan.arenaBytes)).join("\n"));
+    }
+    return flags.dryRun ? EXIT.ok : error!.exitCode;
+  }
+
+  const device = pickDevice(devices, flags.device ?? 0);
+  if (!flags.json) {
+    io.out(planLines(planned).join("\n"));
+    io.out(fitsLine(device, planned.plan.arenaBytes));
+  }
+  const loaded = await loadWithProgress(gpu, path, { device: device.index, verify: flags.verify, workers: flags.workers, signal: io.signal }, io, !flags.json);
+  try {
+    const smi = gpu.nvidiaSmiBytes();
+    if (flags.json) io.out(JSON.stringify(loadJson(planned, device, loaded, smi, flags.verify ?? false), null, 2));
+    else io.out(["", ...summaryLines(loaded, smi, flags.verify ?? false)].join("\n"));
+    if (flags.hold) {
+      io.err(yellow(`holding ${humanBytes(loaded.ledger.totalBytes)} in VRAM on GPU ${device.index} (look with nvidia-smi); press Enter to free it`));
+      const how = await waitForEnter(io.stdin, io.signal);
+      if (how === "signal") return EXIT.cancelled;
+    }
+    return EXIT.ok;
+  } finally {
+    loaded.close();
+  }
+}
+
+async function loadWithProgress(gpu: GpuBackend, path: string, options: LoadOptions, io: Io, draw: boolean): Promise<LoadedModel> {
+  const t0 = performance.now();
+  const progress = draw ? io.progress : undefined;
+  const onProgress = progress
+    ? (done: number, total: number) => {
+        const s = Math.max((performance.now() - t0) / 1000, 1e-3);
+        progress(`uploading ${humanBytes(done)} of ${humanBytes(total)} (${Math.floor((done / total) * 100)}%) · ${(done / 1e9 / s).toFixed(1)} GB/s`);
+      }
+    : undefined;
+  try {
+    return await gpu.load(path, { ...options, onProgress });
+  } finally {
+    progress?.(null);
+  }
+}

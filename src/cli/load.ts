@@ -1,0 +1,100 @@
+// bun run load [file…] [--model F] [--device N] [--verify] [--dry-run] [--json]
+//              [--hold] [--yes] [--workers N] [--debug]
+//
+// In a terminal with no flags it asks (load-interactive.ts); otherwise it does
+// what the flags say and never prompts (load-batch.ts).
+// Exit codes: 0 ok, 1 load error, 2 usage, 3 no GPU, 4 out of VRAM, 130 cancelled.
+
+import { isCI } from "@clack/prompts";
+import { z } from "zod";
+import { realGpu, type GpuBackend } from "./backend.ts";
+import { boolFlag, parseFlags, splitArgs, UsageError, type RawArgs } from "./args.ts";
+import { runBatch, type Io, type LoadFlags } from "./load-batch.ts";
+import { runInteractive } from "./load-interactive.ts";
+import { runMain } from "./main.ts";
+
+export const LOAD_USAGE = `usage: bun run load [file.gguf…] [options]
+
+  With no options in a terminal, asks which model and GPU, shows the plan,
+  uploads with a progress bar, and holds the model until Enter.
+  With options, or when stdin is not a terminal, it never asks:
+
+  --model FILE    the GGUF file (default: the synthetic Qwen2.5-0.5B model,
+                  written to ./fixtures first if missing)
+  --device N      CUDA device index (default 0)
+  --verify        check every tensor's VRAM against the file (GPU checksums)
+  --dry-run       parse and plan only; needs no GPU
+  --json          print one JSON document (plan, ledger, VRAM, timings)
+  --hold          keep the model in VRAM until Enter, then free it
+  --yes           do not ask for confirmation
+  --workers N     upload threads (default: ¾ of the CPUs, at most 12)
+  --debug         print the stack of an unexpected error
+
+exit codes: 0 ok · 1 load error · 2 usage · 3 no GPU · 4 out of VRAM · 130 cancelled`;
+
+const Flags = z.object({
+  model: z.string().min(1).optional(),
+  device: z.coerce.number({ error: "must be a GPU index: 0, 1, …" }).int("must be a GPU index: 0, 1, …").min(0, "must be a GPU index: 0, 1, …").optional(),
+  verify: boolFlag,
+  "dry-run": boolFlag,
+  json: boolFlag,
+  hold: boolFlag,
+  yes: boolFlag,
+  workers: z.coerce.number({ error: "must be a number of threads, 0 to 256" }).int("must be a number of threads, 0 to 256").min(0, "must be a number of threads, 0 to 256").max(256, "must be a number of threads, 0 to 256").optional(),
+  debug: boolFlag,
+  help: boolFlag,
+});
+
+export interface LoadEnvironment {
+  readonly stdin: NodeJS.ReadStream | import("node:stream").Readable;
+  readonly stdout: NodeJS.WriteStream | import("node:stream").Writable;
+  readonly stderr: NodeJS.WriteStream | import("node:stream").Writable;
+  readonly interactive: boolean;
+  readonly gpu: GpuBackend;
+  readonly signal: AbortSignal;
+}
+
+export function parseLoadArgs(argv: readonly string[]): { args: RawArgs; flags: z.infer<typeof Flags> } {
+  const args = splitArgs(argv, ["model", "device", "workers"]);
+  return { args, flags: parseFlags(Flags, args.flags) };
+}
+
+export async function loadCommand(argv: readonly string[], env: LoadEnvironment): Promise<number> {
+  const { args, flags } = parseLoadArgs(argv);
+  if (flags.help) {
+    env.stdout.write(`${LOAD_USAGE}\n`);
+    return 0;
+  }
+  const given = Object.keys(args.flags).filter((f) => f !== "debug");
+  if (env.interactive && given.length === 0) return runInteractive(args.positionals, env.gpu, { input: env.stdin, output: env.stdout, signal: env.signal });
+
+  if (args.positionals.length > 1) throw new UsageError("give one model: a path, or --model");
+  if (args.positionals.length === 1 && flags.model) throw new UsageError("give the model once: a path or --model, not both");
+  const model = flags.model ?? args.positionals[0];
+  const batch: LoadFlags = { model, device: flags.device, verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers };
+  const tty = "isTTY" in env.stderr && env.stderr.isTTY === true;
+  const io: Io = {
+    out: (text) => void env.stdout.write(`${text}\n`),
+    err: (text) => void env.stderr.write(`${text}\n`),
+    progress: tty ? (text) => void env.stderr.write(text === null ? "\r\x1b[2K" : `\r\x1b[2K  ${text}`) : undefined,
+    stdin: env.stdin,
+    signal: env.signal,
+  };
+  return runBatch(batch, env.gpu, io);
+}
+
+if (import.meta.main) {
+  const controller = new AbortController();
+  let interrupts = 0;
+  // First Ctrl-C: cancel the load (or the hold) and free what it took; a second one exits now.
+  process.on("SIGINT", () => {
+    if (++interrupts > 1) process.exit(130);
+    controller.abort();
+  });
+  process.on("SIGTERM", () => controller.abort());
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !isCI();
+  runMain(
+    (argv) => loadCommand(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, interactive, gpu: realGpu, signal: controller.signal }),
+    LOAD_USAGE,
+  ).then(() => process.exit(process.exitCode ?? 0));
+}

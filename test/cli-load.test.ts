@@ -1,0 +1,288 @@
+// `bun run load`: the prompts driven through streams, every flag, the dry run,
+// the JSON document, exit codes. A stand-in GPU (support/fake-gpu.ts) plays the
+// device here; test/gpu-cli.test.ts runs the same command on a real one.
+
+import { beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { z } from "zod";
+import { loadCommand } from "../src/cli/load.ts";
+import { runInteractive } from "../src/cli/load-interactive.ts";
+import { describeError } from "../src/cli/main.ts";
+import { ensureModelFixture } from "../src/fixtures/generate.ts";
+import { FakeGpu, fakeDevice } from "./support/fake-gpu.ts";
+import { KEY, Terminal } from "./support/terminal.ts";
+
+const GiB = 1024 ** 3;
+let dir = "";
+let tiny = "";
+let llama = "";
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "gguf-vram-cli-"));
+  mkdirSync(join(dir, "models"));
+  tiny = join(dir, "models", "tiny-qwen2-q4_k_m.gguf");
+  llama = join(dir, "models", "tiny-llama-mixed.gguf");
+  copyFileSync(await ensureModelFixture("tiny-qwen2-q4_k_m"), tiny);
+  copyFileSync(await ensureModelFixture("tiny-llama-mixed"), llama);
+  await ensureModelFixture("qwen2.5-0.5b-instruct-q4_k_m"); // the default model
+});
+
+// ─── interactive ──────────────────────────────────────────────────────────────
+
+function interactive(gpu: FakeGpu, places = [{ dir: join(dir, "models"), label: "./models" }]) {
+  const term = new Terminal();
+  const controller = new AbortController();
+  const done = runInteractive([], gpu, { input: term.input, output: term.output, signal: controller.signal, places });
+  return { term, controller, done };
+}
+
+describe("interactive", () => {
+  test("choose a model and a GPU, see the plan, upload, hold until Enter, free", async () => {
+    const gpu = new FakeGpu([fakeDevice(0, "Fake H100 80GB", 80 * GiB), fakeDevice(1, "Fake L4 24GB", 24 * GiB)]);
+    const { term, done } = interactive(gpu);
+    await term.waitFor("Which model?");
+    expect(term.screen).toContain("tiny-llama-mixed.gguf");
+    expect(term.screen).toMatch(/llama · Q8_0 · 29 tensors/);
+    term.press(KEY.down, KEY.enter); // the second model: tiny-qwen2 (sorted by name)
+    await term.waitFor("Which GPU?");
+    expect(term.screen).toContain("GPU 1: Fake L4 24GB");
+    expect(term.screen).toMatch(/free of 80\.00 GiB · fits/);
+    term.press(KEY.down, KEY.enter);
+    await term.waitFor("Load ");
+    expect(term.screen).toContain("VRAM needed");
+    expect(term.screen).toContain("Q4_K");
+    term.press(KEY.enter); // Yes
+    await term.waitFor("press Enter");
+    expect(term.screen).toContain("tensors in VRAM on GPU 1");
+    expect(term.screen).toContain("the ledger");
+    expect(term.screen).toContain("cudaMemGetInfo");
+    expect(gpu.open).toBe(1);
+    term.press(KEY.enter);
+    expect(await done).toBe(0);
+    expect(term.screen).toContain("freed");
+    expect(gpu.open).toBe(0);
+    expect(gpu.loads).toHaveLength(1);
+    expect(gpu.loads[0]!.path).toBe(tiny);
+    expect(gpu.loads[0]!.options.device).toBe(1);
+  });
+
+  test("Ctrl-C at a prompt cancels with exit code 130 and loads nothing", async () => {
+    const gpu = new FakeGpu();
+    const { term, done } = interactive(gpu);
+    await term.waitFor("Which model?");
+    term.press(KEY.ctrlC);
+    expect(await done).toBe(130);
+    expect(term.screen).toContain("cancelled");
+    expect(gpu.loads).toHaveLength(0);
+  });
+
+  test("answering No to the plan loads nothing", async () => {
+    const gpu = new FakeGpu();
+    const { term, done } = interactive(gpu);
+    await term.waitFor("Which model?");
+    term.press(KEY.enter);
+    await term.waitFor("Which GPU?");
+    term.press(KEY.enter);
+    await term.waitFor("Load ");
+    term.press(KEY.right, KEY.enter); // No
+    expect(await done).toBe(0);
+    expect(term.screen).toContain("nothing was loaded");
+    expect(gpu.loads).toHaveLength(0);
+  });
+
+  test("Ctrl-C while the model is held frees it, exit code 130", async () => {
+    const gpu = new FakeGpu();
+    const { term, controller, done } = interactive(gpu);
+    await term.waitFor("Which model?");
+    term.press(KEY.enter);
+    await term.waitFor("Which GPU?");
+    term.press(KEY.enter);
+    await term.waitFor("Load ");
+    term.press(KEY.enter);
+    await term.waitFor("press Enter");
+    expect(gpu.open).toBe(1);
+    controller.abort();
+    expect(await done).toBe(130);
+    expect(gpu.open).toBe(0);
+  });
+
+  test("with no model found it offers the synthetic one", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "gguf-vram-empty-"));
+    const gpu = new FakeGpu();
+    const { term, done } = interactive(gpu, [{ dir: empty, label: "." }]);
+    await term.waitFor("No GGUF model found");
+    await term.waitFor("random weights, about 491 MB");
+    term.press(KEY.enter); // Yes, create it
+    await term.waitFor("Which GPU?");
+    term.press(KEY.ctrlC);
+    expect(await done).toBe(130);
+    expect(term.screen).toContain("qwen2.5-0.5b-instruct-q4_k_m.gguf");
+  });
+
+  test("without a GPU it says so and shows the dry-run plan, exit code 3", async () => {
+    const gpu = new FakeGpu([]);
+    const { term, done } = interactive(gpu);
+    await term.waitFor("Which model?");
+    term.press(KEY.enter);
+    expect(await done).toBe(3);
+    expect(term.screen).toContain("no CUDA device");
+    expect(term.screen).toContain("what the load would do (dry run)");
+    expect(term.screen).toContain("VRAM needed");
+  });
+
+  test("a load error is one sentence and a hint, and nothing is held", async () => {
+    const { LoadError } = await import("../src/load/index.ts");
+    const gpu = new FakeGpu(undefined, new LoadError("OUT_OF_VRAM", "the model needs 463.0 MiB of VRAM; device 0 has 100.0 MiB free of 81559.0 MiB", "free GPU memory"));
+    const { term, done } = interactive(gpu);
+    await term.waitFor("Which model?");
+    term.press(KEY.enter);
+    await term.waitFor("Which GPU?");
+    term.press(KEY.enter);
+    await term.waitFor("Load ");
+    term.press(KEY.enter);
+    expect(await done).toBe(4);
+    expect(term.screen).toContain("the model needs 463.0 MiB of VRAM");
+    expect(term.screen).toContain("free GPU memory");
+  });
+});
+
+// ─── flags ────────────────────────────────────────────────────────────────────
+
+async function run(argv: string[], gpu = new FakeGpu(), stdinText?: string) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const stdin = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (c: Buffer) => (out += c.toString()));
+  stderr.on("data", (c: Buffer) => (err += c.toString()));
+  if (stdinText !== undefined) setTimeout(() => stdin.write(stdinText), 20);
+  let code: number;
+  try {
+    code = await loadCommand(argv, { stdin, stdout, stderr, interactive: false, gpu, signal: new AbortController().signal });
+  } catch (e) {
+    const d = describeError(e);
+    err += d.line;
+    code = d.exitCode;
+  }
+  return { code, out, err, gpu };
+}
+
+const LoadJsonSchema = z.object({
+  model: z.object({ path: z.string(), fileSize: z.number(), architecture: z.string().nullable(), config: z.record(z.string(), z.unknown()).nullable(), tensors: z.number(), tiedHead: z.boolean() }),
+  device: z.object({ index: z.number(), name: z.string(), computeCapability: z.string(), totalBytes: z.number(), freeBytes: z.number() }).nullable(),
+  plan: z.object({
+    arenaBytes: z.number(),
+    dataBytes: z.number(),
+    paddingBytes: z.number(),
+    byType: z.array(z.object({ type: z.string(), count: z.number(), bytes: z.number() })),
+    tensors: z.array(z.object({ name: z.string(), type: z.string(), shape: z.array(z.number()), bytes: z.number(), fileOffset: z.number(), offset: z.number(), aliasOf: z.string().optional() })),
+  }),
+  dryRun: z.boolean(),
+  ledger: z.object({ totalBytes: z.number(), dataBytes: z.number(), paddingBytes: z.number() }).nullable(),
+  vram: z.object({ ledgerBytes: z.number(), cudaMemGetInfoDropBytes: z.number(), nvidiaSmiBytes: z.number().nullable(), freeBytesAfter: z.number(), totalBytes: z.number() }).nullable(),
+  timings: z.object({ cudaWait: z.number(), cudaInit: z.number(), parse: z.number(), plan: z.number(), allocate: z.number(), upload: z.number(), verify: z.number(), total: z.number() }).nullable(),
+  verified: z.boolean(),
+  error: z.object({ code: z.string(), message: z.string(), hint: z.string() }).optional(),
+}).strict();
+
+describe("flags (never prompts)", () => {
+  test("no flags and no terminal: loads the default model", async () => {
+    const r = await run([]);
+    expect(r.code).toBe(0);
+    expect(r.err).toContain("no --model given");
+    expect(r.gpu.loads[0]!.path).toEndWith("qwen2.5-0.5b-instruct-q4_k_m.gguf");
+    expect(r.out).toContain("291 tensors in VRAM on GPU 0");
+    expect(r.gpu.open).toBe(0);
+  });
+
+  test("--model, --device, --verify, --workers, --yes, --debug", async () => {
+    const gpu = new FakeGpu([fakeDevice(0, "A", 80 * GiB), fakeDevice(1, "B", 80 * GiB)]);
+    const r = await run(["--model", tiny, "--device", "1", "--verify", "--workers=3", "--yes", "--debug"], gpu);
+    expect(r.code).toBe(0);
+    expect(gpu.loads[0]).toMatchObject({ path: tiny, options: { device: 1, verify: true, workers: 3 } });
+    expect(r.out).toContain("verified");
+  });
+
+  test("a path as argument works like --model; two models are a usage error", async () => {
+    expect((await run([llama, "--yes"])).gpu.loads[0]!.path).toBe(llama);
+    expect((await run([llama, tiny, "--yes"])).code).toBe(2);
+    expect((await run([llama, "--model", tiny])).code).toBe(2);
+  });
+
+  test("--dry-run plans without touching the GPU, with or without one", async () => {
+    for (const gpu of [new FakeGpu(), new FakeGpu([])]) {
+      const r = await run(["--dry-run", "--model", tiny], gpu);
+      expect(r.code).toBe(0);
+      expect(gpu.loads).toHaveLength(0);
+      expect(r.out).toContain("VRAM needed");
+    }
+  });
+
+  test("--json prints exactly one document of the documented shape", async () => {
+    const r = await run(["--json", "--model", llama]);
+    const doc = LoadJsonSchema.parse(JSON.parse(r.out));
+    expect(doc.dryRun).toBe(false);
+    expect(doc.model.tiedHead).toBe(true);
+    expect(doc.plan.tensors.find((t) => t.name === "output.weight")?.aliasOf).toBe("token_embd.weight");
+    expect(doc.ledger!.totalBytes).toBe(doc.plan.arenaBytes);
+    expect(doc.vram!.cudaMemGetInfoDropBytes).toBe(doc.plan.arenaBytes);
+    const dry = LoadJsonSchema.parse(JSON.parse((await run(["--json", "--dry-run", "--model", tiny])).out));
+    expect(dry).toMatchObject({ dryRun: true, ledger: null, timings: null, vram: null });
+  });
+
+  test("--hold keeps the model until Enter", async () => {
+    const r = await run(["--hold", "--model", tiny], new FakeGpu(), "\n");
+    expect(r.code).toBe(0);
+    expect(r.err).toContain("press Enter to free it");
+    expect(r.gpu.open).toBe(0);
+  });
+
+  test("no GPU: says so, shows the dry-run plan, exit code 3 (and in JSON, an error field)", async () => {
+    const r = await run(["--model", tiny], new FakeGpu([]));
+    expect(r.code).toBe(3);
+    expect(r.err).toContain("no CUDA device");
+    expect(r.out).toContain("VRAM needed");
+    const j = await run(["--json", "--model", tiny], new FakeGpu([]));
+    expect(j.code).toBe(3);
+    expect(LoadJsonSchema.parse(JSON.parse(j.out)).error?.code).toBe("NO_CUDA_DEVICE");
+  });
+
+  test("usage errors: exit code 2 and one line", async () => {
+    for (const argv of [["--device", "x"], ["--device=-1"], ["--workers", "9999"], ["--bogus"], ["--model"]]) {
+      const r = await run(argv);
+      expect([argv.join(" "), r.code]).toEqual([argv.join(" "), 2]);
+      expect(r.err.split("\n").filter(Boolean)).toHaveLength(1);
+    }
+    const bad = await run(["--device", "7", "--model", tiny]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("device 7 does not exist");
+  });
+
+  test("load errors: one sentence and a hint, no stack, their exit codes", async () => {
+    const missing = await run(["--model", join(dir, "nope.gguf")]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain("no such file");
+    expect(missing.err).not.toContain("    at ");
+    const { LoadError } = await import("../src/load/index.ts");
+    const oom = await run(["--model", tiny], new FakeGpu(undefined, new LoadError("OUT_OF_VRAM", "needs more", "free some")));
+    expect(oom.code).toBe(4);
+  });
+
+  test("--help", async () => {
+    const r = await run(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("--dry-run");
+    expect(r.out).toContain("exit codes");
+  });
+});
+
+test("the real command with no GPU visible: exit code 3, the dry-run plan on stdout", async () => {
+  const p = Bun.spawnSync([process.execPath, new URL("../src/cli/load.ts", import.meta.url).pathname, "--yes", "--model", tiny], { env: { ...process.env, CUDA_VISIBLE_DEVICES: "" } });
+  expect(p.exitCode).toBe(3);
+  expect(p.stderr.toString()).toContain("no CUDA device");
+  expect(p.stdout.toString()).toContain("VRAM needed");
+});
