@@ -1,0 +1,97 @@
+// Fault campaigns on the GPU: the k-th device allocation, pinning, copy or
+// event fails, for many k; VRAM exhausted by another allocation; 100 load/free
+// cycles. Every failure ends in its typed error with VRAM back at its baseline
+// and nothing left pinned; the figures go to the README's reliability section.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { Arena, Fault, injectFault, liveResources, memInfo, resetFaults } from "../src/cuda/index.ts";
+import { ensureModelFixture } from "../src/fixtures/generate.ts";
+import { Loader, load, LoadError, type LoadErrorCode } from "../src/load/index.ts";
+import { describeGpu } from "./support/gpu.ts";
+
+const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0 };
+const MiB = 1024 * 1024;
+const free = () => memInfo(0).freeBytes;
+const tally = { injected: 0, survived: 0, cycles: 0 };
+
+describeGpu("fault campaigns", () => {
+  let model = "";
+  let baseline = 0;
+
+  beforeAll(async () => {
+    model = await ensureModelFixture("qwen2.5-0.5b-instruct-q4_k_m");
+    (await load(model, { verify: true })).close();
+    baseline = free();
+  });
+
+  afterAll(() => {
+    console.log(`fault campaigns: ${tally.injected} faults injected, ${tally.survived} ended in their typed error with VRAM at baseline and nothing pinned; ${tally.cycles} load/free cycles`);
+  });
+
+  /** Arm `kind` at its k-th call, load, and check the outcome and the aftermath. */
+  async function campaign(kind: Fault, ks: number[], code: LoadErrorCode) {
+    for (const k of ks) {
+      resetFaults();
+      injectFault(kind, k);
+      const outcome = await load(model, { workers: 4 }).then(
+        (m) => (m.close(), null),
+        (e: unknown) => e,
+      );
+      resetFaults();
+      if (outcome === null) continue; // this load made fewer than k such calls
+      tally.injected++;
+      expect(outcome).toBeInstanceOf(LoadError);
+      expect([kind, k, (outcome as LoadError).code]).toEqual([kind, k, code]);
+      expect((outcome as LoadError).message).toContain("injected fault");
+      expect(free()).toBe(baseline);
+      expect(liveResources()).toEqual(NOTHING_LIVE);
+      tally.survived++;
+    }
+  }
+
+  test("the k-th device allocation fails", () => campaign(Fault.DeviceAlloc, [1], "OUT_OF_VRAM"));
+  test("the k-th host pinning fails (the rings of 4 workers × 3 slots)", () => campaign(Fault.HostPin, [1, 2, 3, 5, 8, 12], "HOST_MEMORY"));
+  test("the k-th copy fails", () => campaign(Fault.Copy, [1, 2, 3, 7, 20, 50, 100, 150, 200, 230], "UPLOAD_FAILED"));
+  test("the k-th event record or wait fails", () => campaign(Fault.Event, [1, 2, 5, 13, 40, 90, 160, 240, 300, 400], "UPLOAD_FAILED"));
+
+  test("VRAM exhausted by another allocation: the pre-check, and cudaMalloc itself", async () => {
+    const blocker = Arena.create(0, free() - 128 * MiB);
+    try {
+      for (const skipVramCheck of [false, true]) {
+        const e = await load(model, { skipVramCheck }).catch((x: unknown) => x);
+        expect((e as LoadError).code).toBe("OUT_OF_VRAM");
+        tally.injected++;
+        tally.survived++;
+      }
+    } finally {
+      blocker.close();
+    }
+    expect(free()).toBe(baseline);
+    expect(liveResources()).toEqual(NOTHING_LIVE);
+  });
+
+  test("100 load/free cycles keep VRAM and RSS flat", async () => {
+    const loader = await Loader.open();
+    const withLoader = free(); // the workers' streams may hold a little VRAM of their own
+    const rss: number[] = [];
+    try {
+      for (let i = 0; i < 100; i++) {
+        const { model: m } = await loader.load(model);
+        m.close();
+        expect(free()).toBe(withLoader);
+        rss.push(process.memoryUsage().rss);
+        tally.cycles++;
+      }
+    } finally {
+      await loader.close();
+    }
+    expect(free()).toBe(baseline);
+    expect(liveResources()).toEqual(NOTHING_LIVE);
+    // Allow the heap to settle over the first cycles; after that, no growth.
+    const growth = Math.max(...rss.slice(20)) - rss[19]!;
+    console.log(`100 cycles: RSS ${(rss[0]! / MiB).toFixed(0)} → ${(rss[99]! / MiB).toFixed(0)} MiB, growth after cycle 20: ${(growth / MiB).toFixed(1)} MiB`);
+    expect(growth).toBeLessThan(32 * MiB);
+  });
+});
+
+afterAll(() => resetFaults());
