@@ -5,7 +5,8 @@ import { describe, expect, test } from "bun:test";
 import { checkModel } from "../src/arch/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { readGguf } from "../src/gguf/index.ts";
-import { ARENA_ALIGNMENT, planLoad, shareSpans, uploadSpans, type LoadPlan } from "../src/load/index.ts";
+import { ARENA_ALIGNMENT, planLoad, uploadSpans, type LoadPlan } from "../src/load/index.ts";
+import { packSpans } from "../src/load/spans.ts";
 
 async function planOf(name: string) {
   const g = await readGguf(await ensureModelFixture(name, { sparse: true }));
@@ -61,14 +62,13 @@ describe("Qwen2.5-0.5B Q4_K_M plan", () => {
     });
   }
 
-  test("workers get runs of consecutive spans of about equal size", async () => {
+  test("spans packed into shared memory read back exactly", async () => {
     const { plan } = await planOf("qwen2.5-0.5b-instruct-q4_k_m");
-    const spans = uploadSpans(plan, 8 << 20);
-    const shares = shareSpans(spans, 8);
-    expect(shares.flat()).toEqual(spans);
-    const sizes = shares.map((s) => s.reduce((n, x) => n + x.bytes, 0));
-    const ideal = plan.uploadBytes / 8;
-    for (const s of sizes) expect(Math.abs(s - ideal)).toBeLessThan((8 << 20) + 1);
+    const spans = uploadSpans(plan, 2 << 20);
+    const { index, data } = packSpans(spans);
+    expect(index.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const back = [...index].map((at) => ({ fileOffset: data[at]!, bytes: data[at + 1]!, pieces: [...data.subarray(at + 3, at + 3 + 3 * data[at + 2]!)] }));
+    expect(back).toEqual(spans.map((s) => ({ ...s, pieces: [...s.pieces] })));
   });
 });
 

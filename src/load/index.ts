@@ -1,5 +1,5 @@
 // Loading a GGUF model into VRAM.
 export { load, loadModel, Loader, defaultTuning, type LoadOptions, type LoadReport, type LoadTimings, type LoadPhase, type UploadTuning } from "./load.ts";
 export { LoadError, toLoadError, type LoadErrorCode } from "./errors.ts";
-export { planLoad, uploadSpans, shareSpans, ARENA_ALIGNMENT, type LoadPlan, type PlannedTensor, type UploadSpan } from "./plan.ts";
+export { planLoad, uploadSpans, ARENA_ALIGNMENT, type LoadPlan, type PlannedTensor, type UploadSpan } from "./plan.ts";
 export { verifyModel, type VerifyReport } from "./verify.ts";

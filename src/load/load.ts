@@ -9,7 +9,7 @@ import { checkModel, type ModelCheck } from "../arch/index.ts";
 import { Arena, memInfo, Model, openCuda, nativePath } from "../cuda/index.ts";
 import { readGguf, type GgufFile } from "../gguf/index.ts";
 import { cancelled, LoadError, modelError, toLoadError } from "./errors.ts";
-import { planLoad, shareSpans, uploadSpans, type LoadPlan } from "./plan.ts";
+import { planLoad, uploadSpans, type LoadPlan } from "./plan.ts";
 import { UploadPool, type PoolOptions } from "./pool.ts";
 import { verifyModel } from "./verify.ts";
 
@@ -163,7 +163,7 @@ async function loadWith(pool: UploadPool, path: string, options: LoadOptions): P
 
     t = performance.now();
     const plan = planLoad(gguf, check);
-    const shares = shareSpans(uploadSpans(plan, pool.options.slotBytes), Math.max(1, pool.options.workers));
+    const spans = uploadSpans(plan, pool.options.slotBytes);
     timings.plan = performance.now() - t;
 
     phase("cuda");
@@ -185,7 +185,7 @@ async function loadWith(pool: UploadPool, path: string, options: LoadOptions): P
 
     phase("upload");
     t = performance.now();
-    await pool.upload(fd, path, arena.handle, shares, (done) => options.onProgress?.(done, plan.uploadBytes));
+    await pool.upload(fd, path, arena.handle, spans, (done) => options.onProgress?.(done, plan.uploadBytes));
     timings.upload = performance.now() - t;
     checkUnchanged(path, fd, before);
     const freeAfter = memInfoOrThrow(device).freeBytes;

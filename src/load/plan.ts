@@ -100,16 +100,3 @@ export function uploadSpans(plan: LoadPlan, slotBytes: number): UploadSpan[] {
   flush();
   return spans;
 }
-
-/** Split spans into `n` runs of consecutive spans with about equal bytes (sequential reads per worker). */
-export function shareSpans(spans: readonly UploadSpan[], n: number): UploadSpan[][] {
-  const total = spans.reduce((s, x) => s + x.bytes, 0);
-  const shares: UploadSpan[][] = Array.from({ length: n }, () => []);
-  let done = 0;
-  for (const s of spans) {
-    const w = Math.min(n - 1, Math.floor((done / total) * n));
-    shares[w]!.push(s);
-    done += s.bytes;
-  }
-  return shares.filter((s) => s.length > 0);
-}

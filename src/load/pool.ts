@@ -7,7 +7,7 @@ import type { Pointer } from "bun:ffi";
 import { Stager } from "../cuda/index.ts";
 import { LoadError, toLoadError } from "./errors.ts";
 import type { UploadSpan } from "./plan.ts";
-import { newSignals, runSpans, type UploadSignals } from "./spans.ts";
+import { newSignals, packSpans, runSpans, type UploadSignals } from "./spans.ts";
 import type { FromWorker, ToWorker, WorkerErrorData } from "./worker-protocol.ts";
 
 export interface PoolOptions {
@@ -85,24 +85,26 @@ export class UploadPool {
   }
 
   /** Upload `spans` (in file order) into the arena; calls onProgress(bytesDone) as bytes land. */
-  async upload(fd: number, path: string, arena: Pointer, spans: readonly UploadSpan[][], onProgress?: (bytes: number) => void): Promise<UploadStats> {
+  async upload(fd: number, path: string, arena: Pointer, spans: readonly UploadSpan[], onProgress?: (bytes: number) => void): Promise<UploadStats> {
     if (this.closed) throw new Error("the upload pool is closed");
     await this.ready;
     Atomics.store(this.signals.stop, 0, 0);
     Atomics.store(this.signals.progress, 0, 0n);
+    Atomics.store(this.signals.next, 0, 0);
+    const packed = packSpans(spans);
+    const parties = Math.max(1, this.options.workers);
     const t = performance.now();
     if (this.options.workers === 0) {
       this.local ??= Stager.create(this.options.device, this.options.slots, this.options.slotBytes);
-      let bytes = 0;
-      const afterSpan = onProgress ? (done: number) => onProgress(bytes + done) : undefined;
-      for (const share of spans) bytes += runSpans({ fd, path, stager: this.local, arena, spans: share, signals: this.signals, afterSpan });
+      const bytes = runSpans({ fd, path, stager: this.local, arena, spans: packed, parties, signals: this.signals, afterSpan: onProgress });
       onProgress?.(bytes);
       return { bytes, ms: performance.now() - t };
     }
     const timer = onProgress ? setInterval(() => onProgress(Number(Atomics.load(this.signals.progress, 0))), 50) : null;
     try {
       // Every worker must finish (or fail) before the caller may free the arena.
-      const results = await Promise.allSettled(spans.map((share, i) => this.links[i % this.links.length]!.request({ type: "upload", fd, path, arena, spans: share }, "done")));
+      const message: ToWorker = { type: "upload", fd, path, arena, spans: packed, parties };
+      const results = await Promise.allSettled(this.links.map((link) => link.request(message, "done")));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed) throw pickError(results);
       const bytes = results.reduce((n, r) => n + (r.status === "fulfilled" ? r.value.bytes : 0), 0);

@@ -1,6 +1,15 @@
-// The upload loop, the same in a Worker and on the main thread: read each span
-// from the file straight into a pinned slot, enqueue its copies, move to the next
-// slot; a slot is refilled only once its copies are done.
+// The upload loop, the same in a Worker and on the main thread: take the next
+// run of spans from a cursor all workers share, read each span from the file
+// straight into a pinned slot, enqueue its copies, move to the next slot; a slot
+// is refilled only once its copies are done.
+//
+// Runs shrink as the work does ("guided" scheduling): early runs are long, so
+// each worker reads long sequential stretches (what a cold disk's readahead
+// wants); late runs are one span, so no worker is left with a long tail while
+// the others wait (what a warm page cache at 50 GB/s wants). Measured on an
+// H100 host: fixed contiguous shares left 0.5B/7B/14B uploads at 76/87/79% of
+// pinned cudaMemcpy; one-span-at-a-time stealing reached 83/101/97% warm but
+// lost 10–15% of cold throughput.
 
 import { readSync } from "node:fs";
 import type { Pointer } from "bun:ffi";
@@ -14,10 +23,42 @@ export interface UploadSignals {
   readonly stop: Int32Array;
   /** [0]: bytes uploaded so far, by everyone. */
   readonly progress: BigInt64Array;
+  /** [0]: the next span to take. */
+  readonly next: Int32Array;
 }
 
 export function newSignals(): UploadSignals {
-  return { stop: new Int32Array(new SharedArrayBuffer(4)), progress: new BigInt64Array(new SharedArrayBuffer(8)) };
+  return {
+    stop: new Int32Array(new SharedArrayBuffer(4)),
+    progress: new BigInt64Array(new SharedArrayBuffer(8)),
+    next: new Int32Array(new SharedArrayBuffer(4)),
+  };
+}
+
+/**
+ * Spans flattened into shared memory, so every worker reads the same list with
+ * no copy: span i is data[index[i]..]: file offset, bytes, piece count, then
+ * (slot offset, arena offset, bytes) per piece.
+ */
+export interface PackedSpans {
+  readonly index: Float64Array;
+  readonly data: Float64Array;
+}
+
+export function packSpans(spans: readonly UploadSpan[]): PackedSpans {
+  const size = spans.reduce((n, s) => n + 3 + s.pieces.length, 0);
+  const index = new Float64Array(new SharedArrayBuffer(Math.max(8, spans.length * 8)), 0, spans.length);
+  const data = new Float64Array(new SharedArrayBuffer(Math.max(8, size * 8)), 0, size);
+  let at = 0;
+  spans.forEach((s, i) => {
+    index[i] = at;
+    data[at] = s.fileOffset;
+    data[at + 1] = s.bytes;
+    data[at + 2] = s.pieces.length / 3;
+    data.set(s.pieces, at + 3);
+    at += 3 + s.pieces.length;
+  });
+  return { index, data };
 }
 
 export interface SpanRun {
@@ -25,26 +66,45 @@ export interface SpanRun {
   readonly path: string;
   readonly stager: Stager;
   readonly arena: Pointer;
-  readonly spans: readonly UploadSpan[];
+  readonly spans: PackedSpans;
+  /** How many runs share the cursor (the workers), which sizes the runs taken. */
+  readonly parties: number;
   readonly signals: UploadSignals;
   /** Called after each span with the bytes uploaded so far by this run (the main-thread mode's progress). */
   readonly afterSpan?: (bytes: number) => void;
 }
 
+/** Claims the next run of spans: [first, end), or null when none are left. */
+function claim(next: Int32Array, total: number, parties: number): [number, number] | null {
+  for (;;) {
+    const first = Atomics.load(next, 0);
+    if (first >= total) return null;
+    const take = Math.max(1, Math.ceil((total - first) / (2 * parties)));
+    if (Atomics.compareExchange(next, 0, first, first + take) === first) return [first, Math.min(total, first + take)];
+  }
+}
+
 export function runSpans(run: SpanRun): number {
-  const { stager, spans, signals } = run;
+  const { stager, signals } = run;
+  const { index, data } = run.spans;
   const slots = stager.slots.length;
   let uploaded = 0;
-  for (let i = 0; i < spans.length; i++) {
-    if (Atomics.load(signals.stop, 0) !== 0) throw cancelled();
-    const span = spans[i]!;
-    const slot = i % slots;
-    stager.wait(slot);
-    readFully(run, stager.slots[slot]!.subarray(0, span.bytes), span.fileOffset);
-    stager.upload(slot, run.arena, BigUint64Array.from(span.pieces, BigInt));
-    uploaded += span.bytes;
-    Atomics.add(signals.progress, 0, BigInt(span.bytes));
-    run.afterSpan?.(uploaded);
+  let k = 0;
+  for (let r = claim(signals.next, index.length, run.parties); r; r = claim(signals.next, index.length, run.parties)) {
+    for (let i = r[0]; i < r[1]; i++, k++) {
+      if (Atomics.load(signals.stop, 0) !== 0) throw cancelled();
+      const at = index[i]!;
+      const bytes = data[at + 1]!;
+      const pieces = new BigUint64Array(3 * data[at + 2]!);
+      for (let p = 0; p < pieces.length; p++) pieces[p] = BigInt(data[at + 3 + p]!);
+      const slot = k % slots;
+      stager.wait(slot);
+      readFully(run, stager.slots[slot]!.subarray(0, bytes), data[at]!);
+      stager.upload(slot, run.arena, pieces);
+      uploaded += bytes;
+      Atomics.add(signals.progress, 0, BigInt(bytes));
+      run.afterSpan?.(uploaded);
+    }
   }
   stager.sync();
   return uploaded;

@@ -1,7 +1,6 @@
 // Messages between the main thread and an upload worker.
 
-import type { UploadSpan } from "./plan.ts";
-import type { UploadSignals } from "./spans.ts";
+import type { PackedSpans, UploadSignals } from "./spans.ts";
 
 export interface WorkerInit {
   readonly type: "init";
@@ -18,7 +17,9 @@ export interface WorkerUpload {
   readonly path: string;
   /** The arena's native handle (same process, so valid in every thread). */
   readonly arena: number;
-  readonly spans: readonly UploadSpan[];
+  /** Every span of the load, in shared memory; workers take them from signals.next. */
+  readonly spans: PackedSpans;
+  readonly parties: number;
 }
 
 export type ToWorker = WorkerInit | WorkerUpload | { readonly type: "close" };
