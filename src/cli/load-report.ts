@@ -43,8 +43,10 @@ export function summaryLines(m: LoadedModel, smiBytes: number | null, verified: 
   const r = m.report;
   const t = r.timings;
   const dropped = r.freeBefore - r.freeAfter;
+  const byType = r.gguf.totalsByType().map((x) => `${x.name} ${x.count}`).join(" · ");
   const out = [
     `${bold(String(r.plan.tensors.filter((x) => !x.aliasOf).length))} tensors in VRAM on GPU ${r.device} in ${bold(ms(t.total))}${verified ? " · verified: every tensor's VRAM equals the file" : ""}`,
+    dim(`by type: ${byType}`),
     "",
     table([
       [dim("VRAM"), ""],
