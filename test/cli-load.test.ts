@@ -45,11 +45,11 @@ describe("interactive", () => {
     const { term, done } = interactive(gpu);
     await term.waitFor("Which model?");
     expect(term.screen).toContain("tiny-llama-mixed.gguf");
-    expect(term.screen).toMatch(/llama · Q8_0 · 29 tensors/);
+    expect(term.flat).toMatch(/llama · Q8_0 · 29 tensors/);
     term.press(KEY.down, KEY.enter); // the second model: tiny-qwen2 (sorted by name)
     await term.waitFor("Which GPU?");
     expect(term.screen).toContain("GPU 1: Fake L4 24GB");
-    expect(term.screen).toMatch(/free of 80\.00 GiB · fits/);
+    expect(term.flat).toMatch(/free of 80\.00 GiB · fits/);
     term.press(KEY.down, KEY.enter);
     await term.waitFor("Load ");
     expect(term.screen).toContain("VRAM needed");

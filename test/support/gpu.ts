@@ -4,6 +4,7 @@
 
 import { describe, expect, test } from "bun:test";
 import { deviceCount, deviceInfo, openCuda, type DeviceInfo } from "../../src/cuda/index.ts";
+import { toLoadError } from "../../src/load/index.ts";
 
 export interface GpuProbe {
   readonly available: boolean;
@@ -18,7 +19,7 @@ async function probe(): Promise<GpuProbe> {
     if (n === 0) return { available: false, reason: "no CUDA device", device: null };
     return { available: true, reason: "", device: deviceInfo(0) };
   } catch (e) {
-    return { available: false, reason: (e as Error).message, device: null };
+    return { available: false, reason: toLoadError(e).message, device: null };
   }
 }
 

@@ -20,6 +20,11 @@ export class Terminal {
     return this.text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
   }
 
+  /** The screen as one line: prompts wrap long hints at 80 columns, and boxes add borders. */
+  get flat(): string {
+    return this.screen.replace(/\s*\n[│├└┌◇◆●○■ ]*/g, " ").replace(/\s+/g, " ");
+  }
+
   /** Waits until `text` has been drawn (at least `times` times), or fails after `ms`. */
   async waitFor(text: string, ms = 10_000, times = 1): Promise<void> {
     const t0 = performance.now();
