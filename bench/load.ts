@@ -14,6 +14,7 @@ import { runMain } from "../src/cli/main.ts";
 import { deviceInfo, measureH2D, openCuda, versions } from "../src/cuda/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { defaultTuning, Loader, type UploadTuning } from "../src/load/index.ts";
+import type { Schedule } from "../src/load/spans.ts";
 import { diskReadGBps, evictFromPageCache, mmapUpload, naiveUpload, peakRss, resetPeakRss, warmPageCache } from "./probes.ts";
 import { resultsDir, stats } from "./stats.ts";
 
@@ -28,13 +29,15 @@ const Flags = z.object({
   models: z.string().regex(/^[\w.,]+$/).optional(),
   sweep: boolFlag,
   /** Sweep these instead: workers x slots x MiB, comma-separated (e.g. 8x3x2,16x3x4). */
-  configs: z.string().regex(/^(\d+x\d+x\d+,?)+$/).optional(),
+  configs: z.string().regex(/^(\d+x\d+x\d+(:(guided|tapered|chunks|shares))?,?)+$/).optional(),
+  /** Sweep with the file dropped from the page cache before each load. */
+  cold: boolFlag,
   reps: z.coerce.number().int().min(1).max(100).optional(),
   device: z.coerce.number().int().min(0).optional(),
   help: boolFlag,
 });
 
-const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--sweep [--configs WxSxMiB,…]] [--reps N] [--device N]";
+const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--sweep | --configs W×S×MiB[:tapered|guided|chunks|shares],…] [--reps N] [--device N]";
 
 interface LoadRun {
   endToEndMs: number;
@@ -100,7 +103,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const reps = flags.reps ?? 9;
   const loader = await Loader.open({ device });
   try {
-    for (const [short, name] of models) {
+    // With --configs, only the sweep runs.
+    for (const [short, name] of flags.configs ? [] : models) {
       const t = performance.now();
       const path = await ensureModelFixture(name);
       console.error(`${short}: fixture ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -152,7 +156,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 
   // What a user sees: the whole command, process start to exit, CUDA context included.
-  const small = models.find(([s]) => s === "0.5b");
+  const small = flags.configs ? undefined : models.find(([s]) => s === "0.5b");
   if (small) {
     const path = await ensureModelFixture(small[1]);
     warmPageCache(path);
@@ -168,7 +172,7 @@ async function main(argv: readonly string[]): Promise<number> {
     out.cliWallMs = w;
   }
 
-  if (flags.sweep || flags.configs) out.sweep = await sweep(device, MODELS[models.at(-1)![0]]!, rows, flags.configs);
+  if (flags.sweep || flags.configs) out.sweep = await sweep(device, MODELS[models.at(-1)![0]]!, rows, flags.configs, flags.cold ?? false);
 
   const shorts = models.map(([s]) => s);
   lines.push(`| | ${shorts.join(" | ")} |`, `|---|${shorts.map(() => "---").join("|")}|`);
@@ -182,14 +186,15 @@ async function main(argv: readonly string[]): Promise<number> {
 }
 
 /** Workers, slot size and ring depth, one at a time around the default, on the largest model asked for. */
-async function sweep(device: number, name: string, rows: Record<string, Record<string, string>>, list?: string) {
+async function sweep(device: number, name: string, rows: Record<string, Record<string, string>>, list: string | undefined, cold: boolean) {
   const path = await ensureModelFixture(name);
   warmPageCache(path);
   const base = defaultTuning();
   const configs: UploadTuning[] = list
     ? list.split(",").filter(Boolean).map((c) => {
-        const [workers, slots, mib] = c.split("x").map(Number) as [number, number, number];
-        return { workers, slots, slotBytes: mib * MiB };
+        const [size, schedule] = c.split(":") as [string, Schedule | undefined];
+        const [workers, slots, mib] = size.split("x").map(Number) as [number, number, number];
+        return { workers, slots, slotBytes: mib * MiB, schedule: schedule ?? "tapered" };
       })
     : [
         ...[1, 2, 4, 8, 12, 16].map((workers) => ({ ...base, workers })),
@@ -202,11 +207,12 @@ async function sweep(device: number, name: string, rows: Record<string, Record<s
     const loader = await Loader.open({ device, ...c });
     const openMs = performance.now() - t;
     try {
-      const runs = await timeLoads(loader, path, 3, false);
+      await timeLoads(loader, path, 1, false); // untimed warm-up
+      const runs = await timeLoads(loader, path, cold ? 3 : 5, cold);
       const up = stats(runs.map((r) => r.bytes / 1e6 / r.uploadMs)).median;
       const e2e = stats(runs.map((r) => r.endToEndMs)).median;
       results.push({ ...c, openMs, uploadGBps: up, endToEndMs: e2e });
-      const row = `sweep ${c.workers}w × ${c.slots} × ${(c.slotBytes ?? 0) / MiB} MiB`;
+      const row = `sweep${cold ? " (cold)" : ""} ${c.workers}w × ${c.slots} × ${(c.slotBytes ?? 0) / MiB} MiB, ${c.schedule ?? "tapered"}`;
       rows[row] = { [Object.keys(MODELS).find((k) => MODELS[k] === name)!]: `${up.toFixed(1)} GB/s, ${e2e.toFixed(0)} ms (ring setup ${openMs.toFixed(0)} ms)` };
       console.error(`${row}: ${up.toFixed(1)} GB/s, ${e2e.toFixed(0)} ms (ring setup ${openMs.toFixed(0)} ms)`);
     } finally {

@@ -11,6 +11,7 @@ import { readGguf, type GgufFile } from "../gguf/index.ts";
 import { cancelled, LoadError, modelError, toLoadError } from "./errors.ts";
 import { planLoad, uploadSpans, type LoadPlan } from "./plan.ts";
 import { UploadPool, type PoolOptions } from "./pool.ts";
+import type { Schedule } from "./spans.ts";
 import { verifyModel } from "./verify.ts";
 
 const MiB = 1024 * 1024;
@@ -29,6 +30,8 @@ export interface UploadTuning {
   readonly slots?: number;
   /** Bytes per slot. Default 2 MiB. */
   readonly slotBytes?: number;
+  /** How workers split the spans (see spans.ts). Default "tapered". */
+  readonly schedule?: Schedule;
 }
 
 export interface LoadOptions extends UploadTuning {
@@ -75,7 +78,7 @@ export interface LoadReport {
 }
 
 export function defaultTuning(t: UploadTuning = {}): Required<UploadTuning> {
-  return { workers: t.workers ?? Math.max(1, Math.min(12, Math.round(cpus().length * 0.75))), slots: t.slots ?? 3, slotBytes: t.slotBytes ?? 2 * MiB };
+  return { workers: t.workers ?? Math.max(1, Math.min(12, Math.round(cpus().length * 0.75))), slots: t.slots ?? 3, slotBytes: t.slotBytes ?? 2 * MiB, schedule: t.schedule ?? "tapered" };
 }
 
 /** Load a GGUF model into VRAM and return the model handle (close it to free the VRAM). */

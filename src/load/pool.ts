@@ -7,7 +7,7 @@ import type { Pointer } from "bun:ffi";
 import { Stager } from "../cuda/index.ts";
 import { LoadError, toLoadError } from "./errors.ts";
 import type { UploadSpan } from "./plan.ts";
-import { newSignals, packSpans, runSpans, type UploadSignals } from "./spans.ts";
+import { newSignals, packSpans, runSpans, type Schedule, type UploadSignals } from "./spans.ts";
 import type { FromWorker, ToWorker, WorkerErrorData } from "./worker-protocol.ts";
 
 export interface PoolOptions {
@@ -18,6 +18,7 @@ export interface PoolOptions {
   /** Pinned slots per worker (the ring depth). */
   readonly slots: number;
   readonly slotBytes: number;
+  readonly schedule: Schedule;
 }
 
 export interface UploadStats {
@@ -96,14 +97,14 @@ export class UploadPool {
     const t = performance.now();
     if (this.options.workers === 0) {
       this.local ??= Stager.create(this.options.device, this.options.slots, this.options.slotBytes);
-      const bytes = runSpans({ fd, path, stager: this.local, arena, spans: packed, parties, signals: this.signals, afterSpan: onProgress });
+      const bytes = runSpans({ fd, path, stager: this.local, arena, spans: packed, parties, schedule: this.options.schedule, signals: this.signals, afterSpan: onProgress });
       onProgress?.(bytes);
       return { bytes, ms: performance.now() - t };
     }
     const timer = onProgress ? setInterval(() => onProgress(Number(Atomics.load(this.signals.progress, 0))), 50) : null;
     try {
       // Every worker must finish (or fail) before the caller may free the arena.
-      const message: ToWorker = { type: "upload", fd, path, arena, spans: packed, parties };
+      const message: ToWorker = { type: "upload", fd, path, arena, spans: packed, parties, schedule: this.options.schedule };
       const results = await Promise.allSettled(this.links.map((link) => link.request(message, "done")));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed) throw pickError(results);

@@ -37,7 +37,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
       case "upload": {
         if (!stager || !signals) throw new Error("upload before init");
         const t = performance.now();
-        const bytes = runSpans({ fd: m.fd, path: m.path, stager, arena: m.arena as Pointer, spans: m.spans, parties: m.parties, signals });
+        const bytes = runSpans({ fd: m.fd, path: m.path, stager, arena: m.arena as Pointer, spans: m.spans, parties: m.parties, schedule: m.schedule, signals });
         send({ type: "done", bytes, ms: performance.now() - t });
         break;
       }

@@ -1,6 +1,6 @@
 // Messages between the main thread and an upload worker.
 
-import type { PackedSpans, UploadSignals } from "./spans.ts";
+import type { PackedSpans, Schedule, UploadSignals } from "./spans.ts";
 
 export interface WorkerInit {
   readonly type: "init";
@@ -20,6 +20,7 @@ export interface WorkerUpload {
   /** Every span of the load, in shared memory; workers take them from signals.next. */
   readonly spans: PackedSpans;
   readonly parties: number;
+  readonly schedule: Schedule;
 }
 
 export type ToWorker = WorkerInit | WorkerUpload | { readonly type: "close" };
