@@ -39,6 +39,15 @@ function interactive(gpu: FakeGpu, places = [{ dir: join(dir, "models"), label: 
   return { term, controller, done };
 }
 
+/** The first model, the first GPU, up to the "Load …?" question. */
+async function toConfirmation(term: Terminal) {
+  await term.waitFor("Which model?");
+  term.press(KEY.enter);
+  await term.waitFor("Which GPU?");
+  term.press(KEY.enter);
+  await term.waitFor("Load ");
+}
+
 describe("interactive", () => {
   test("choose a model and a GPU, see the plan, upload, hold until Enter, free", async () => {
     const gpu = new FakeGpu([fakeDevice(0, "Fake H100 80GB", 80 * GiB), fakeDevice(1, "Fake L4 24GB", 24 * GiB)]);
@@ -82,11 +91,7 @@ describe("interactive", () => {
   test("answering No to the plan loads nothing", async () => {
     const gpu = new FakeGpu();
     const { term, done } = interactive(gpu);
-    await term.waitFor("Which model?");
-    term.press(KEY.enter);
-    await term.waitFor("Which GPU?");
-    term.press(KEY.enter);
-    await term.waitFor("Load ");
+    await toConfirmation(term);
     term.press(KEY.right, KEY.enter); // No
     expect(await done).toBe(0);
     expect(term.screen).toContain("nothing was loaded");
@@ -96,11 +101,7 @@ describe("interactive", () => {
   test("Ctrl-C while the model is held frees it, exit code 130", async () => {
     const gpu = new FakeGpu();
     const { term, controller, done } = interactive(gpu);
-    await term.waitFor("Which model?");
-    term.press(KEY.enter);
-    await term.waitFor("Which GPU?");
-    term.press(KEY.enter);
-    await term.waitFor("Load ");
+    await toConfirmation(term);
     term.press(KEY.enter);
     await term.waitFor("press Enter");
     expect(gpu.open).toBe(1);
@@ -137,11 +138,7 @@ describe("interactive", () => {
     const { LoadError } = await import("../src/load/index.ts");
     const gpu = new FakeGpu(undefined, new LoadError("OUT_OF_VRAM", "the model needs 463.0 MiB of VRAM; device 0 has 100.0 MiB free of 81559.0 MiB", "free GPU memory"));
     const { term, done } = interactive(gpu);
-    await term.waitFor("Which model?");
-    term.press(KEY.enter);
-    await term.waitFor("Which GPU?");
-    term.press(KEY.enter);
-    await term.waitFor("Load ");
+    await toConfirmation(term);
     term.press(KEY.enter);
     expect(await done).toBe(4);
     expect(term.screen).toContain("the model needs 463.0 MiB of VRAM");

@@ -2,37 +2,13 @@
 // exact 64-bit integers, and the derived offsets.
 
 import { describe, expect, test } from "bun:test";
-import { GgmlType, GgufError, readGguf, StringArray, type GgufValue } from "../src/gguf/index.ts";
-import { encodeHeader, type WriteEntry, type WriteTensor } from "../src/gguf/writer.ts";
+import { GgmlType, GgufError, readGguf, StringArray, type GgufArray, type GgufValue } from "../src/gguf/index.ts";
+import { encodeHeader, type WriteTensor } from "../src/gguf/writer.ts";
+import { ALL_TYPES } from "../src/fixtures/all-types.ts";
 import { fileBytes } from "../src/fixtures/corrupt.ts";
 import { v } from "../src/fixtures/values.ts";
 
 const blob = (b: Uint8Array) => new Blob([b]);
-
-const ALL_TYPES: WriteEntry[] = [
-  { key: "t.u8", value: { type: "u8", value: 255 } },
-  { key: "t.i8", value: { type: "i8", value: -128 } },
-  { key: "t.u16", value: { type: "u16", value: 65535 } },
-  { key: "t.i16", value: { type: "i16", value: -32768 } },
-  { key: "t.u32", value: { type: "u32", value: 4294967295 } },
-  { key: "t.i32", value: { type: "i32", value: -2147483648 } },
-  { key: "t.f32", value: { type: "f32", value: 1.5 } },
-  { key: "t.bool", value: { type: "bool", value: true } },
-  { key: "t.string", value: { type: "string", value: "héllo, 世界 🌍" } },
-  { key: "t.u64", value: { type: "u64", value: 18446744073709551615n } },
-  { key: "t.i64", value: { type: "i64", value: -9223372036854775808n } },
-  { key: "t.f64", value: { type: "f64", value: Math.PI } },
-  { key: "t.array.u8", value: { type: "array", itemType: "u8", length: 3, items: new Uint8Array([1, 2, 255]) } },
-  { key: "t.array.i16", value: { type: "array", itemType: "i16", length: 2, items: new Int16Array([-1, 7]) } },
-  { key: "t.array.f32", value: v.f32s(new Float32Array([0.25, -2])) },
-  { key: "t.array.u64", value: { type: "array", itemType: "u64", length: 2, items: new BigUint64Array([2n ** 63n + 5n, 1n]) } },
-  { key: "t.array.bool", value: { type: "array", itemType: "bool", length: 3, items: new Uint8Array([1, 0, 1]) } },
-  { key: "t.array.string", value: v.strings(["", "a", "ü", "x".repeat(300)]) },
-  {
-    key: "t.array.nested",
-    value: { type: "array", itemType: "array", length: 2, items: [v.strings(["in"]), { type: "array", itemType: "i32", length: 1, items: new Int32Array([-9]) }] },
-  },
-];
 
 const TENSORS: WriteTensor[] = [
   { name: "tok", type: GgmlType.Q8_0, shape: [64, 3] },
@@ -41,7 +17,7 @@ const TENSORS: WriteTensor[] = [
 ];
 
 describe("metadata values", () => {
-  test("all 13 value types and nested arrays read back exactly", async () => {
+  test("all 13 value types, empty and nested arrays read back exactly", async () => {
     const g = await readGguf(blob(fileBytes(encodeHeader({ metadata: ALL_TYPES, tensors: [] }))));
     const get = (k: string): GgufValue => g.get(k)!;
     expect(get("t.u8")).toEqual({ type: "u8", value: 255 });
@@ -72,6 +48,14 @@ describe("metadata values", () => {
     const [first, second] = nested.items as readonly { itemType: string; items: unknown }[];
     expect((first!.items as StringArray).get(0)).toBe("in");
     expect([...(second!.items as Int32Array)]).toEqual([-9]);
+    expect(arr("t.array.empty")).toMatchObject({ itemType: "f64", length: 0 });
+    // Seven arrays deep, each holding the next and an empty string array.
+    let deep = arr("t.array.empties");
+    for (let d = 0; d < 7; d++) {
+      expect(deep.itemType).toBe("array");
+      deep = (deep.items as readonly GgufArray[])[0]!;
+    }
+    expect(deep.length).toBe(0);
   });
 
   test("keys keep file order", async () => {
@@ -83,7 +67,7 @@ describe("metadata values", () => {
 describe("versions and layout", () => {
   for (const version of [1, 2, 3] as const) {
     test(`GGUF v${version} reads with offsets and sizes from the type table`, async () => {
-      const h = encodeHeader({ version, metadata: [{ key: "general.alignment", value: v.u32(64) }, ...ALL_TYPES.slice(0, 12)], tensors: TENSORS });
+      const h = encodeHeader({ version, metadata: [{ key: "general.alignment", value: v.u32(64) }, ...ALL_TYPES.filter((e) => e.key !== "general.alignment")], tensors: TENSORS });
       const g = await readGguf(blob(fileBytes(h)));
       expect(g.version).toBe(version);
       expect(g.alignment).toBe(64);

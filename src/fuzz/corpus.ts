@@ -15,6 +15,7 @@ import { buildModel } from "../fixtures/generate.ts";
 import { fixtureModel, modelMetadata, modelTensors } from "../fixtures/models.ts";
 import { vocabDir } from "../fixtures/tokenizer.ts";
 import { v } from "../fixtures/values.ts";
+import { ALL_TYPES } from "../fixtures/all-types.ts";
 
 export type FieldKind =
   | "tensorCount" | "keyCount" // header counts
@@ -164,42 +165,6 @@ async function specOf(bytes: Uint8Array): Promise<HeaderSpec> {
     metadata: [...g.metadata].map(([key, value]) => ({ key, value })),
     tensors: g.tensors.map((t) => ({ name: t.name, type: t.type, shape: t.shape })),
   };
-}
-
-/** Every value type, arrays of each, and nested arrays down to empty ones. */
-export const ALL_TYPES: readonly WriteEntry[] = [
-  { key: "t.u8", value: { type: "u8", value: 255 } },
-  { key: "t.i8", value: { type: "i8", value: -128 } },
-  { key: "t.u16", value: { type: "u16", value: 65535 } },
-  { key: "t.i16", value: { type: "i16", value: -32768 } },
-  { key: "t.u32", value: { type: "u32", value: 4294967295 } },
-  { key: "t.i32", value: { type: "i32", value: -2147483648 } },
-  { key: "t.f32", value: { type: "f32", value: 1.5 } },
-  { key: "t.bool", value: { type: "bool", value: true } },
-  { key: "t.string", value: { type: "string", value: "héllo, 世界 🌍" } },
-  { key: "t.u64", value: { type: "u64", value: 18446744073709551615n } },
-  { key: "t.i64", value: { type: "i64", value: -9223372036854775808n } },
-  { key: "t.f64", value: { type: "f64", value: Math.PI } },
-  { key: "general.alignment", value: v.u32(16) },
-  { key: "t.array.u8", value: { type: "array", itemType: "u8", length: 3, items: new Uint8Array([1, 2, 255]) } },
-  { key: "t.array.i16", value: { type: "array", itemType: "i16", length: 2, items: new Int16Array([-1, 7]) } },
-  { key: "t.array.f32", value: v.f32s(new Float32Array([0.25, -2])) },
-  { key: "t.array.u64", value: { type: "array", itemType: "u64", length: 2, items: new BigUint64Array([2n ** 63n + 5n, 1n]) } },
-  { key: "t.array.bool", value: { type: "array", itemType: "bool", length: 3, items: new Uint8Array([1, 0, 1]) } },
-  { key: "t.array.string", value: v.strings(["", "a", "ü", "x".repeat(300)]) },
-  { key: "t.array.empty", value: { type: "array", itemType: "f64", length: 0, items: new Float64Array(0) } },
-  {
-    key: "t.array.nested",
-    value: { type: "array", itemType: "array", length: 2, items: [v.strings(["in"]), { type: "array", itemType: "i32", length: 1, items: new Int32Array([-9]) }] },
-  },
-  // Nested as deep as the reader allows (MAX_ARRAY_DEPTH, 8): one more item at the bottom is one level too deep.
-  { key: "t.array.empties", value: nest(7, { type: "array", itemType: "array", length: 0, items: [] }) },
-];
-
-function nest(depth: number, inner: GgufArray): GgufArray {
-  let a = inner;
-  for (let i = 0; i < depth; i++) a = { type: "array", itemType: "array", length: 2, items: [a, v.strings([])] };
-  return a;
 }
 
 const ALL_TYPES_TENSORS: readonly WriteTensor[] = [
