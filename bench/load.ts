@@ -37,7 +37,7 @@ const Flags = z.object({
   help: boolFlag,
 });
 
-const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--sweep | --configs W×S×MiB[:tapered|guided|chunks|shares],…] [--reps N] [--device N]";
+const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--sweep | --configs W×S×MiB[:tapered|guided|chunks|shares],… [--cold]] [--reps N] [--device N]";
 
 interface LoadRun {
   endToEndMs: number;

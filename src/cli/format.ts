@@ -34,7 +34,6 @@ export const dim = paint(2);
 export const red = paint(31);
 export const green = paint(32);
 export const yellow = paint(33);
-export const cyan = paint(36);
 
 /** Columns padded to their widest cell; `right` lists the columns aligned right. */
 export function table(rows: readonly (readonly string[])[], right: readonly number[] = [], indent = "  "): string {

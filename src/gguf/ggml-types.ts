@@ -104,8 +104,6 @@ export const REMOVED_GGML_TYPES: ReadonlyMap<number, string> = new Map([
   [38, "IQ4_NL_8_8"],
 ]);
 
-const BY_NAME = new Map([...GGML_TYPES].map(([id, t]) => [t.name, id]));
-
 export function ggmlTraits(type: GgmlType): GgmlTypeTraits {
   const t = GGML_TYPES.get(type);
   if (!t) throw new Error(`not a ggml type: ${type}`);
@@ -114,22 +112,4 @@ export function ggmlTraits(type: GgmlType): GgmlTypeTraits {
 
 export function ggmlTypeName(type: GgmlType): string {
   return ggmlTraits(type).name;
-}
-
-export function ggmlTypeByName(name: string): GgmlType | undefined {
-  return BY_NAME.get(name.toUpperCase());
-}
-
-/** Bytes of one row of `ne0` elements; ne0 must be a whole number of blocks. */
-export function rowBytes(type: GgmlType, ne0: number): number {
-  const t = ggmlTraits(type);
-  if (ne0 % t.blockSize !== 0) throw new Error(`${t.name} rows hold whole blocks of ${t.blockSize}; got ${ne0}`);
-  return (ne0 / t.blockSize) * t.typeSize;
-}
-
-/** Bytes of a tensor of shape `ne` (ggml order: ne[0] is the row). Caller guarantees no overflow. */
-export function tensorBytes(type: GgmlType, ne: readonly number[]): number {
-  let rows = 1;
-  for (let i = 1; i < ne.length; i++) rows *= ne[i]!;
-  return rowBytes(type, ne[0]!) * rows;
 }

@@ -146,11 +146,6 @@ export class StringArray {
   }
 }
 
-/** The `type` name of a value as the JSON output and error messages spell it. */
-export function valueTypeName(v: GgufValue): ValueTypeName {
-  return v.type;
-}
-
 /** The shortest decimal that reads back as the same float32 (1e-6, not 9.999999974752427e-7). */
 export function shortestF32(x: number): number {
   if (!Number.isFinite(x)) return x;
