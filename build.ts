@@ -1,5 +1,7 @@
 // bun build.ts [--native] [--force] [--quiet] — builds build/libgguf_vram.so from
-// cuda/*.cu with nvcc, only when its sources, flags or nvcc changed.
+// cuda/*.cu with nvcc, only when its sources, flags or nvcc changed. Ctrl-C
+// kills nvcc and leaves no partial output. Exit codes: 0, 1 build failed,
+// 2 usage, 130 cancelled.
 //
 // Importable: ensureNativeLibrary() returns the library's path, building it
 // first when needed; when it is up to date that costs a few file reads and a hash.
@@ -34,6 +36,8 @@ export class NativeBuildError extends Error {
     message: string,
     /** What the user can do about it. */
     readonly hint: string,
+    /** 130 when cancelled. */
+    readonly exitCode = 1,
   ) {
     super(message);
   }
@@ -46,6 +50,10 @@ export interface BuildOptions {
   force?: boolean;
   /** Print nothing, not even "built …" or nvcc's warnings. */
   quiet?: boolean;
+  /** Stops a build in progress: nvcc is killed and its partial output removed. */
+  signal?: AbortSignal;
+  /** Called when a build starts (it takes several seconds), with what it builds for; not called when up to date. */
+  onBuild?: (targets: string) => void;
 }
 
 // ─── nvcc ─────────────────────────────────────────────────────────────────────
@@ -196,16 +204,31 @@ function buildKey(files: string[], flags: string[], nvcc: Nvcc): string {
 
 // ─── compiling ────────────────────────────────────────────────────────────────
 
-async function run(command: string[]): Promise<{ ok: boolean; stderr: string }> {
+async function run(command: string[], signal?: AbortSignal): Promise<{ ok: boolean; stderr: string }> {
+  if (signal?.aborted) throw cancelledBuild();
   const child = Bun.spawn(command, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  return { ok: code === 0, stderr: (stdout + stderr).trim() };
+  const kill = () => child.kill();
+  signal?.addEventListener("abort", kill);
+  try {
+    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    if (signal?.aborted) throw cancelledBuild();
+    return { ok: code === 0, stderr: (stdout + stderr).trim() };
+  } finally {
+    signal?.removeEventListener("abort", kill);
+  }
+}
+
+function cancelledBuild(): NativeBuildError {
+  return new NativeBuildError("the build of the native library was cancelled", "nothing was kept; it builds again on the next run", 130);
 }
 
 /** Compiles each .cu on its own (in parallel), then links them with static cudart; returns nvcc's warnings. */
-async function compile(nvcc: Nvcc, sources: string[], gencode: string[], output: string): Promise<string> {
+async function compile(nvcc: Nvcc, sources: string[], gencode: string[], output: string, signal?: AbortSignal): Promise<string> {
   const objDir = join(BUILD_DIR, `.obj-${process.pid}-${Date.now()}`);
   mkdirSync(objDir, { recursive: true });
+  // Also when the process exits mid-build (a second Ctrl-C): no half-built objects left behind.
+  const removeObjects = () => rmSync(objDir, { recursive: true, force: true });
+  process.on("exit", removeObjects);
   try {
     const cpus = availableParallelism();
     const threads = String(Math.max(1, Math.floor(cpus / sources.length)));
@@ -218,7 +241,7 @@ async function compile(nvcc: Nvcc, sources: string[], gencode: string[], output:
     let next = 0;
     const worker = async () => {
       for (let job = jobs[next++]; job; job = jobs[next++]) {
-        const result = await run(job.command);
+        const result = await run(job.command, signal);
         if (!result.ok) failures.push(result.stderr || `nvcc failed on cuda/${job.source}`);
         else if (result.stderr) warnings.push(result.stderr);
       }
@@ -227,12 +250,13 @@ async function compile(nvcc: Nvcc, sources: string[], gencode: string[], output:
     if (failures.length > 0) throw new NativeBuildError(`nvcc failed:\n${failures.join("\n")}`, "fix the CUDA sources in cuda/, or report this with your nvcc version");
 
     const objects = jobs.map((job) => join(objDir, `${basename(job.source, ".cu")}.o`));
-    const link = await run([nvcc.path, ...LINK_FLAGS, ...objects, "-o", output]);
+    const link = await run([nvcc.path, ...LINK_FLAGS, ...objects, "-o", output], signal);
     if (!link.ok) throw new NativeBuildError(`linking ${relative(ROOT, NATIVE_LIBRARY_PATH)} failed:\n${link.stderr}`, "check that the CUDA toolkit has libcudart_static.a");
     if (link.stderr) warnings.push(link.stderr);
     return warnings.join("\n");
   } finally {
-    rmSync(objDir, { recursive: true, force: true });
+    removeObjects();
+    process.off("exit", removeObjects);
   }
 }
 
@@ -259,14 +283,18 @@ export async function ensureNativeLibrary(options: BuildOptions = {}): Promise<s
   const started = performance.now();
   const targets = resolveTargets(request);
   const gencode = gencodeFlags(targets);
+  options.onBuild?.(describeTargets(targets));
   mkdirSync(BUILD_DIR, { recursive: true });
   const temporary = `${NATIVE_LIBRARY_PATH}.${process.pid}.tmp`;
+  const removeTemporary = () => rmSync(temporary, { force: true });
+  process.on("exit", removeTemporary);
   try {
-    const warnings = await compile(nvcc, files.filter((f) => f.endsWith(".cu")), gencode, temporary);
+    const warnings = await compile(nvcc, files.filter((f) => f.endsWith(".cu")), gencode, temporary, options.signal);
     renameSync(temporary, NATIVE_LIBRARY_PATH);
     if (warnings && !options.quiet) console.warn(warnings);
   } finally {
-    rmSync(temporary, { force: true });
+    removeTemporary();
+    process.off("exit", removeTemporary);
   }
   writeFileSync(STAMP_PATH, JSON.stringify({ key, nvcc: nvccStamp } satisfies Stamp, null, 2) + "\n");
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -285,15 +313,20 @@ if (import.meta.main) {
     process.exit(0);
   }
   if (unknown !== undefined) {
-    console.error(`error: unknown option ${unknown}\n${usage}`);
-    process.exit(1);
+    console.error(`error: unknown option ${unknown} (see bun run build --help)`);
+    process.exit(2);
   }
   printUpToDate = true;
+  const controller = new AbortController();
+  let interrupts = 0;
+  process.on("SIGINT", () => (++interrupts > 1 ? process.exit(130) : controller.abort()));
+  process.on("SIGTERM", () => controller.abort());
   try {
-    await ensureNativeLibrary({ native: args.includes("--native") || undefined, force: args.includes("--force"), quiet: args.includes("--quiet") });
+    const quiet = args.includes("--quiet");
+    await ensureNativeLibrary({ native: args.includes("--native") || undefined, force: args.includes("--force"), quiet, signal: controller.signal, onBuild: (targets) => quiet || console.log(`building ${relative(process.cwd(), NATIVE_LIBRARY_PATH)} for ${targets}…`) });
   } catch (error) {
     if (!(error instanceof NativeBuildError)) throw error;
-    console.error(`error: ${error.message}\nhint: ${error.hint}`);
-    process.exit(1);
+    console.error(error.exitCode === 130 ? `cancelled: ${error.hint}` : `error: ${error.message} — ${error.hint}`);
+    process.exit(error.exitCode);
   }
 }

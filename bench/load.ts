@@ -14,7 +14,7 @@ import { runMain } from "../src/cli/main.ts";
 import { deviceInfo, measureH2D, openCuda, versions } from "../src/cuda/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { defaultTuning, Loader, type UploadTuning } from "../src/load/index.ts";
-import type { Schedule } from "../src/load/spans.ts";
+import type { Schedule } from "../src/cuda/index.ts";
 import { diskReadGBps, evictFromPageCache, mmapUpload, naiveUpload, peakRss, resetPeakRss, warmPageCache } from "./probes.ts";
 import { resultsDir, stats } from "./stats.ts";
 
@@ -222,4 +222,4 @@ async function sweep(device: number, name: string, rows: Record<string, Record<s
   return results;
 }
 
-if (import.meta.main) runMain(main, USAGE);
+if (import.meta.main) runMain(main, { command: "bun run bench" });

@@ -39,6 +39,15 @@ extern "C" int gv_arena_create(int device, uint64_t bytes, gv_arena **out) {
                                                  : gv_fail_cuda(err, GV_ERR_OUT_OF_MEMORY, __FILE__, __LINE__,
                                                                 "cudaMalloc of %.1f MiB", GV_MIB(bytes));
     }
+    int poison = gv_poison_byte.load();
+    if (poison >= 0) {
+        err = cudaMemset(arena->ptr, poison, bytes);
+        if (err != cudaSuccess) {
+            cudaFree(arena->ptr);
+            free(arena);
+            return gv_fail_cuda(err, GV_ERR_CUDA, __FILE__, __LINE__, "gv_arena_create: poisoning %.1f MiB", GV_MIB(bytes));
+        }
+    }
     arena->device = device;
     arena->bytes = bytes;
     gv_live_counters.arenas.fetch_add(1);

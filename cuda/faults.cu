@@ -5,13 +5,15 @@
  * Each fault kind is an atomic countdown: gv_fault_inject(kind, k) stores k, and
  * every gv_fault_hit(kind) takes one off while it is positive; the call that
  * takes it from 1 to 0 fails. A compare-and-swap loop makes that exactly one
- * call, however many threads race.
+ * call, however many threads race; each kind counts the faults it fired.
  */
 #include "internal.h"
 
 gv_counters gv_live_counters;
 
 static std::atomic<int64_t> fault_countdown[GV_FAULT_KINDS];
+static std::atomic<int64_t> fault_fired[GV_FAULT_KINDS];
+std::atomic<int> gv_poison_byte{-1};
 
 /* ─── faults ────────────────────────────────────────────────────────────────── */
 
@@ -20,7 +22,10 @@ bool gv_fault_hit(int kind) {
     std::atomic<int64_t> &left = fault_countdown[kind];
     int64_t now = left.load(std::memory_order_relaxed);
     while (now > 0) {
-        if (left.compare_exchange_weak(now, now - 1)) return now == 1;
+        if (left.compare_exchange_weak(now, now - 1)) {
+            if (now == 1) fault_fired[kind].fetch_add(1);
+            return now == 1;
+        }
     }
     return false;
 }
@@ -42,9 +47,19 @@ extern "C" int gv_fault_inject(int kind, int64_t k) {
     return GV_OK;
 }
 
-extern "C" void gv_fault_reset(void) {
-    for (int kind = 0; kind < GV_FAULT_KINDS; kind++) fault_countdown[kind].store(0);
+extern "C" int64_t gv_fault_fired(int kind) {
+    if (kind < 0 || kind >= GV_FAULT_KINDS) return -1;
+    return fault_fired[kind].load();
 }
+
+extern "C" void gv_fault_reset(void) {
+    for (int kind = 0; kind < GV_FAULT_KINDS; kind++) {
+        fault_countdown[kind].store(0);
+        fault_fired[kind].store(0);
+    }
+}
+
+extern "C" void gv_debug_poison(int byte) { gv_poison_byte.store(byte < 0 ? -1 : byte & 0xff); }
 
 /* ─── counters ──────────────────────────────────────────────────────────────── */
 

@@ -28,7 +28,7 @@ extern "C" {
 
 #define GV_API __attribute__((visibility("default")))
 
-#define GV_ABI_VERSION 1
+#define GV_ABI_VERSION 2
 
 /* ─── status codes ──────────────────────────────────────────────────────────── */
 
@@ -41,6 +41,9 @@ enum gv_status {
     GV_ERR_HOST_MEMORY = 5,      /* malloc or cudaHostRegister failed */
     GV_ERR_COPY = 6,             /* a copy, stream or event operation failed */
     GV_ERR_CUDA = 7,             /* any other CUDA error */
+    GV_ERR_CANCELLED = 8,        /* an upload or checksum saw its stop flag */
+    GV_ERR_READ = 9,             /* read() of the model file failed (gv_last_os_error has errno) */
+    GV_ERR_FILE_SHORT = 10,      /* the model file ended before a range it was asked for */
 };
 
 /* The library's ABI version (GV_ABI_VERSION), to check the .so matches the bindings. */
@@ -53,6 +56,9 @@ GV_API const char *gv_last_error(void);
 /* The cudaError_t behind the last failure on this thread (0 when the failure was not a CUDA error,
  * injected faults included). */
 GV_API int gv_last_cuda_error(void);
+
+/* The errno behind the last GV_ERR_READ on this thread (0 otherwise). */
+GV_API int gv_last_os_error(void);
 
 /* CUDA runtime and driver versions (e.g. 13000); driver is 0 when no driver is installed. */
 GV_API int gv_versions(int *runtime, int *driver);
@@ -138,6 +144,50 @@ GV_API int gv_stager_sync(gv_stager *stager);
  * from the slot is left in flight. */
 GV_API int gv_stager_free(gv_stager *stager);
 
+/* ─── uploads: file → pinned slot → arena, on the calling thread ───────────── */
+
+/* One upload as every thread that works on it sees it. It lives in memory all of them share
+ * (a SharedArrayBuffer on the TypeScript side) and changes only through atomics. The layout is
+ * part of the ABI (24 bytes). */
+typedef struct gv_upload_shared {
+    int32_t next_span;   /* the cursor: the first span no thread has claimed */
+    int32_t stop;        /* != 0: stop before the next span (cancelled, or a thread failed) */
+    uint64_t bytes_done; /* bytes enqueued by every thread so far */
+    uint32_t parties;    /* threads sharing the cursor: sizes the runs they claim */
+    uint32_t schedule;   /* GV_SCHEDULE_* */
+} gv_upload_shared;
+
+/* How threads split the spans: runs of 1/P of the spans left (tapered, the default: long
+ * sequential reads first, single spans at the end), 1/(2P) (guided), 4 spans (chunks), or one
+ * contiguous share each (shares). */
+enum gv_schedule { GV_SCHEDULE_TAPERED = 0, GV_SCHEDULE_GUIDED = 1, GV_SCHEDULE_CHUNKS = 2, GV_SCHEDULE_SHARES = 3 };
+
+/* Spans, packed into one array of words: words [0, n_spans] are word offsets (span i's record is
+ * words[words[i] .. words[i + 1])), and a record is
+ *     fd, file offset, bytes, piece count, then (offset in the span, arena offset, bytes) per piece.
+ * A span is one read() of `bytes` (at most the stager's slot) and the copies out of it.
+ *
+ * gv_upload_step claims runs of spans from shared->next_span (compare-and-swap), and for each
+ * span: waits for its slot, reads the file into it (looping on short reads), enqueues its pieces
+ * and moves to the next slot. `run` holds this thread's current run [first, end) between calls
+ * (start it at {0, 0}). `claims[i]` is set to worker + 1 when span i is claimed; a span claimed
+ * twice is an error (GV_ERR_INVALID_ARGUMENT). It returns after max_spans spans (so the caller can
+ * yield), or when no span is left: then the stream is drained and *finished = 1.
+ *
+ * It stops with GV_ERR_CANCELLED when shared->stop is set; on any failure it sets shared->stop
+ * so the other threads stop too. Either way, no copy of this stager is in flight on return. */
+GV_API int gv_upload_step(gv_stager *stager, gv_arena *arena, const uint64_t *spans, uint32_t n_spans,
+                          gv_upload_shared *shared, uint32_t *claims, uint32_t worker, int32_t *run,
+                          uint32_t max_spans, uint64_t *bytes_out, int32_t *finished);
+
+/* Host checksums of file ranges, shared among threads the same way: chunks holds n quadruples
+ * (fd, file offset, bytes, first word) and sums[i] receives gv_checksum_host_partial of chunk i
+ * (a chunk is a piece of a tensor: first word is where it starts in the tensor, in words).
+ * Chunks are claimed one at a time from shared->next_span; each is read into `buffer`, which must
+ * hold the largest chunk. Returns after max_chunks chunks, or *finished = 1 when none is left. */
+GV_API int gv_checksum_file_step(const uint64_t *chunks, uint32_t n, gv_upload_shared *shared, uint64_t *sums,
+                                 void *buffer, uint64_t buffer_bytes, uint32_t max_chunks, int32_t *finished);
+
 /* ─── checksums: proof that VRAM holds the file's bytes ─────────────────────── */
 
 /* A 64-bit checksum of a byte range, the same on host and device:
@@ -190,7 +240,15 @@ enum gv_fault {
 /* Makes the k-th call (1-based, counted from now, across threads) of that kind fail as
  * if CUDA had failed, with "injected fault" in the message. k <= 0 disarms the kind. */
 GV_API int gv_fault_inject(int kind, int64_t k);
+/* How many injected faults of `kind` have fired since the last gv_fault_reset (-1 for a bad kind). */
+GV_API int64_t gv_fault_fired(int kind);
+/* Disarms every kind and zeroes the fired counts. */
 GV_API void gv_fault_reset(void);
+
+/* Tests: fill every arena created from now on with `byte` (cudaMemset) before it is returned, so
+ * a range the upload never writes shows up as poison instead of a previous load's bytes from a
+ * reused allocation. A negative byte turns it off (the default). */
+GV_API void gv_debug_poison(int byte);
 
 #ifdef __cplusplus
 }

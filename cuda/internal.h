@@ -26,6 +26,9 @@ int gv_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int gv_fail_cuda(cudaError_t err, int status, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Records "<what>: <strerror(os_error)>" with errno os_error (gv_last_os_error) and returns status. */
+int gv_fail_os(int os_error, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* The gv_status for a CUDA error: driver / device-availability errors are
  * GV_ERR_NO_DEVICE, cudaErrorInvalidDevice is GV_ERR_BAD_DEVICE, an allocation
  * failure is GV_ERR_OUT_OF_MEMORY (or `status` when that is GV_ERR_HOST_MEMORY);
@@ -67,6 +70,18 @@ struct gv_arena {
     uint64_t bytes;
 };
 
+struct gv_stager {
+    int device;
+    cudaStream_t stream;
+    uint32_t slots;
+    uint32_t next_slot;   /* the slot gv_upload_step fills next: the ring turns across calls */
+    uint64_t slot_bytes;  /* as asked */
+    uint64_t slot_pinned; /* slot_bytes rounded up to whole pages: what each slot registers */
+    void **host;          /* slots buffers (gv_pinned_alloc) */
+    cudaEvent_t *events;  /* one per slot, recorded after the slot's copies */
+    bool *recorded;       /* whether the slot's event was ever recorded */
+};
+
 /* GV_OK when [offset, offset + bytes) lies inside the arena, else records why. */
 int gv_arena_check_range(const char *fn, const gv_arena *arena, uint64_t offset, uint64_t bytes);
 
@@ -93,6 +108,9 @@ static inline void gv_count_pinned(int64_t ranges, int64_t bytes) {
 /* true exactly on the k-th call of `kind` after gv_fault_inject(kind, k), which
  * also disarms the kind; false otherwise. */
 bool gv_fault_hit(int kind);
+
+/* The byte new arenas are filled with (gv_debug_poison), or -1. */
+extern std::atomic<int> gv_poison_byte;
 
 /* "GV_FAULT_COPY", … for messages. */
 const char *gv_fault_name(int kind);

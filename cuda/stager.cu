@@ -11,17 +11,6 @@
 
 #include "internal.h"
 
-struct gv_stager {
-    int device;
-    cudaStream_t stream;
-    uint32_t slots;
-    uint64_t slot_bytes;  /* as asked */
-    uint64_t slot_pinned; /* slot_bytes rounded up to whole pages: what each slot registers */
-    void **host;          /* slots buffers (gv_pinned_alloc) */
-    cudaEvent_t *events;  /* one per slot, recorded after the slot's copies */
-    bool *recorded;       /* whether the slot's event was ever recorded */
-};
-
 /* ─── create / free ─────────────────────────────────────────────────────────── */
 
 /* Frees whatever a (partly) built stager holds. Records nothing, so a failed

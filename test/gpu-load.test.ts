@@ -88,7 +88,7 @@ describeGpu("loading Qwen2.5-0.5B-Instruct Q4_K_M into VRAM", () => {
 
   test("verify passes: every tensor's VRAM equals the file", async () => {
     using model = await load(path, { verify: true });
-    const again = verifyModel(model);
+    const again = await verifyModel(model);
     expect(again.tensors).toBe(291);
     expect(again.bytes).toBe(485_452_288);
   });
@@ -107,14 +107,10 @@ describeGpu("loading Qwen2.5-0.5B-Instruct Q4_K_M into VRAM", () => {
       byte[0] = byte[0]! ^ 0x10;
       writeSync(fd, byte, 0, 1, target.fileOffset + 1000);
       closeSync(fd);
-      const e = (() => {
-        try {
-          verifyModel(model);
-          return null;
-        } catch (x) {
-          return x as LoadError;
-        }
-      })();
+      const e = await verifyModel(model).then(
+        () => null,
+        (x: unknown) => x as LoadError,
+      );
       expect(e?.code).toBe("VERIFY_FAILED");
       expect(e?.message).toContain("blk.7.ffn_down.weight");
       expect(e?.message).not.toContain("more tensor");
@@ -128,7 +124,7 @@ describeGpu("loading Qwen2.5-0.5B-Instruct Q4_K_M into VRAM", () => {
       const vram = model.arena.read(head.offset + 77, 1);
       vram[0] = vram[0]! ^ 1;
       model.arena.write(head.offset + 77, vram);
-      expect(() => verifyModel(model)).toThrow("output.weight");
+      await expect(verifyModel(model)).rejects.toThrow("output.weight");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

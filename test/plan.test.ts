@@ -6,7 +6,7 @@ import { checkModel } from "../src/arch/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { readGguf } from "../src/gguf/index.ts";
 import { ARENA_ALIGNMENT, planLoad, uploadSpans, type LoadPlan } from "../src/load/index.ts";
-import { packSpans } from "../src/load/spans.ts";
+import { newUploadJob } from "../src/load/spans.ts";
 
 async function planOf(name: string) {
   const g = await readGguf(await ensureModelFixture(name, { sparse: true }));
@@ -65,10 +65,18 @@ describe("Qwen2.5-0.5B Q4_K_M plan", () => {
   test("spans packed into shared memory read back exactly", async () => {
     const { plan } = await planOf("qwen2.5-0.5b-instruct-q4_k_m");
     const spans = uploadSpans(plan, 2 << 20);
-    const { index, data } = packSpans(spans);
-    expect(index.buffer).toBeInstanceOf(SharedArrayBuffer);
-    const back = [...index].map((at) => ({ fileOffset: data[at]!, bytes: data[at + 1]!, pieces: [...data.subarray(at + 3, at + 3 + 3 * data[at + 2]!)] }));
-    expect(back).toEqual(spans.map((s) => ({ ...s, pieces: [...s.pieces] })));
+    const job = newUploadJob(spans, [7], 12, "tapered");
+    expect(job.spans.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(job.claims.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(job.spanCount).toBe(spans.length);
+    expect(job.bytes).toBe(plan.uploadBytes);
+    const w = (i: number) => Number(job.spans[i]!);
+    const back = spans.map((_, i) => {
+      const at = w(i);
+      expect(w(i + 1) - at).toBe(4 + 3 * w(at + 3));
+      return { fd: w(at), shard: 0, fileOffset: w(at + 1), bytes: w(at + 2), pieces: [...job.spans.subarray(at + 4, at + 4 + 3 * w(at + 3))].map(Number) };
+    });
+    expect(back).toEqual(spans.map((s) => ({ fd: 7, ...s, pieces: [...s.pieces] })));
   });
 });
 

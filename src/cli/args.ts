@@ -1,5 +1,6 @@
 // Command-line flags: split argv into flags and positionals, then validate with
-// zod. A usage error is one sentence and exit code 2.
+// zod. A usage error is one sentence naming the flag and what it takes, and
+// exit code 2; zod's own wording never reaches the user.
 
 import { z } from "zod";
 
@@ -48,13 +49,30 @@ export function parseFlags<T extends z.ZodObject>(schema: T, flags: Record<strin
   const r = schema.strict().safeParse(flags);
   if (!r.success) {
     const issue = r.error.issues[0]!;
-    throw new UsageError(`--${issue.path.join(".")}: ${issue.message}`);
+    const given = flags[String(issue.path[0])];
+    // Our schemas say what each flag takes ("must be …", "takes …"); zod's generic wording is not shown.
+    const says = /^(must|takes)/.test(issue.message) ? issue.message : "has an invalid value";
+    throw new UsageError(`--${issue.path.join(".")} ${says}${typeof given === "string" ? ` (got "${given}")` : ""}`);
   }
   return r.data as z.infer<T>;
 }
 
 /** A boolean flag: present, or =true/=false. */
 export const boolFlag = z
-  .union([z.boolean(), z.enum(["true", "false", "1", "0"])])
+  .union([z.boolean(), z.enum(["true", "false", "1", "0"])], { error: "takes no value (or =true, =false)" })
   .transform((v) => v === true || v === "true" || v === "1")
   .optional();
+
+/**
+ * An integer flag in [min, max]: `what` says what it is ("a GPU index").
+ * An empty value (--workers=) is an error, not 0.
+ */
+export function intFlag(what: string, min: number, max: number) {
+  const message = `must be ${what}: a whole number from ${min} to ${max}`;
+  return z
+    .string({ error: message })
+    .regex(/^\d+$/, message)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, message)
+    .optional();
+}

@@ -1,10 +1,10 @@
 // What the load command needs from the GPU side, behind one interface, so the
 // prompts and flags can be tested with a stand-in GPU on a machine without one.
 
+import { ensureNativeLibrary } from "../../build.ts";
 import type { VramLedger } from "../cuda/index.ts";
-import { listDevices, type DeviceInfo } from "../cuda/index.ts";
-import { loadModel, toLoadError, type LoadOptions, type LoadReport } from "../load/index.ts";
-import { memInfo, openCuda } from "../cuda/index.ts";
+import { listDevices, memInfo, openCuda, type DeviceInfo } from "../cuda/index.ts";
+import { loadModel, toLoadError, type LoadOptions, type LoadReport, type ModelFile } from "../load/index.ts";
 
 export interface LoadedModel {
   readonly report: LoadReport;
@@ -15,14 +15,27 @@ export interface LoadedModel {
 }
 
 export interface GpuBackend {
+  /**
+   * Makes sure the native library is built; `onBuild` is called when a build
+   * starts (the first run: several seconds), and `signal` stops it.
+   */
+  prepare(onBuild: (targets: string) => void, signal: AbortSignal): Promise<void>;
   /** The CUDA devices; throws a LoadError (NO_CUDA_DEVICE) when there are none. */
   devices(): Promise<DeviceInfo[]>;
-  load(path: string, options: LoadOptions): Promise<LoadedModel>;
+  /** Loads a model file the command has already opened and planned (it is not parsed again). */
+  load(file: ModelFile, options: LoadOptions): Promise<LoadedModel>;
   /** GPU memory nvidia-smi reports for this process, in bytes; null when it cannot tell. */
   nvidiaSmiBytes(): number | null;
 }
 
 export const realGpu: GpuBackend = {
+  async prepare(onBuild, signal) {
+    try {
+      await ensureNativeLibrary({ quiet: true, signal, onBuild });
+    } catch (e) {
+      throw toLoadError(e);
+    }
+  },
   async devices() {
     try {
       await openCuda();
@@ -33,8 +46,8 @@ export const realGpu: GpuBackend = {
       throw toLoadError(e);
     }
   },
-  async load(path, options) {
-    const { model, report } = await loadModel(path, options);
+  async load(file, options) {
+    const { model, report } = await loadModel(file, options);
     return { report, ledger: model.ledger, freeBytes: () => memInfo(model.device).freeBytes, close: () => model.close() };
   },
   nvidiaSmiBytes() {

@@ -61,4 +61,4 @@ async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) runMain(main, USAGE);
+if (import.meta.main) runMain(main, { command: "bun run fixtures", graceful: true });

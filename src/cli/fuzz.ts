@@ -134,4 +134,4 @@ function printFinding(f: Finding | (Omit<Finding, "kind"> & { kind: "case" })): 
   }
 }
 
-if (import.meta.main) runMain(main, USAGE);
+if (import.meta.main) runMain(main, { command: "bun run fuzz" });

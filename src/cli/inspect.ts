@@ -31,4 +31,4 @@ export async function inspect(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) runMain(inspect, INSPECT_USAGE);
+if (import.meta.main) runMain(inspect, { command: "bun run inspect" });

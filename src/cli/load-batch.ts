@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 import type { LoadOptions } from "../load/index.ts";
 import type { GpuBackend, LoadedModel } from "./backend.ts";
 import { dim, humanBytes, red, yellow } from "./format.ts";
-import { fitsLine, loadJson, planLines, summaryLines } from "./load-report.ts";
+import { fitsLine, loadJson, planLines, summaryLines, type Planned } from "./load-report.ts";
 import { DEFAULT_MODEL_ABOUT, defaultModelPath, devicesOrNull, ensureDefaultModel, pickDevice, planFile, waitForEnter } from "./load-steps.ts";
 import { EXIT } from "./main.ts";
 
@@ -34,10 +34,21 @@ export interface Io {
 }
 
 export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promise<number> {
-  const path = flags.model ?? (await ensureDefaultModel((p) => io.err(dim(`creating ${DEFAULT_MODEL_ABOUT} at ${p}…`))));
+  const path = flags.model ?? (await ensureDefaultModel(io.signal, (p) => io.err(dim(`creating ${DEFAULT_MODEL_ABOUT} at ${p}…`))));
   if (!flags.model) io.err(dim(`no --model given: loading ${defaultModelPath()}`));
   const planned = await planFile(path);
-  const { devices, error } = await devicesOrNull(gpu);
+  try {
+    return await planAndLoad(planned, flags, gpu, io);
+  } finally {
+    planned.file.close();
+  }
+}
+
+async function planAndLoad(planned: Planned, flags: LoadFlags, gpu: GpuBackend, io: Io): Promise<number> {
+  const { devices, error } = await devicesOrNull(gpu, io.signal, (text) => {
+    io.err(dim(`${text}…`));
+    return { done: () => {} };
+  });
 
   if (flags.dryRun || !devices) {
     if (flags.json) {
@@ -56,7 +67,7 @@ export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promi
     io.out(planLines(planned).join("\n"));
     io.out(fitsLine(device, planned.plan.arenaBytes));
   }
-  const loaded = await loadWithProgress(gpu, path, { device: device.index, verify: flags.verify, workers: flags.workers, signal: io.signal }, io, !flags.json);
+  const loaded = await loadWithProgress(gpu, planned, { device: device.index, verify: flags.verify, workers: flags.workers, signal: io.signal }, io, !flags.json);
   try {
     const smi = gpu.nvidiaSmiBytes();
     if (flags.json) io.out(JSON.stringify(loadJson(planned, device, loaded, smi, flags.verify ?? false), null, 2));
@@ -64,7 +75,10 @@ export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promi
     if (flags.hold) {
       io.err(yellow(`holding ${humanBytes(loaded.ledger.totalBytes)} in VRAM on GPU ${device.index} (look with nvidia-smi); press Enter to free it`));
       const how = await waitForEnter(io.stdin, io.signal);
-      if (how === "signal") return EXIT.cancelled;
+      if (how === "signal") {
+        io.err("cancelled: the model was freed");
+        return EXIT.cancelled;
+      }
     }
     return EXIT.ok;
   } finally {
@@ -72,7 +86,7 @@ export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promi
   }
 }
 
-async function loadWithProgress(gpu: GpuBackend, path: string, options: LoadOptions, io: Io, draw: boolean): Promise<LoadedModel> {
+async function loadWithProgress(gpu: GpuBackend, planned: Planned, options: LoadOptions, io: Io, draw: boolean): Promise<LoadedModel> {
   const t0 = performance.now();
   const progress = draw ? io.progress : undefined;
   const onProgress = progress
@@ -82,7 +96,7 @@ async function loadWithProgress(gpu: GpuBackend, path: string, options: LoadOpti
       }
     : undefined;
   try {
-    return await gpu.load(path, { ...options, onProgress });
+    return await gpu.load(planned.file, { ...options, onProgress });
   } finally {
     progress?.(null);
   }

@@ -2,12 +2,13 @@
 // plan, watch the upload, read the summary, hold the model until Enter.
 // Input and output are streams, so tests can drive every prompt.
 
+import { existsSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { cancel, confirm, intro, isCancel, log, note, outro, progress, select, spinner } from "@clack/prompts";
 import { relative } from "node:path";
 import { LoadError, toLoadError } from "../load/index.ts";
 import type { GpuBackend, LoadedModel } from "./backend.ts";
-import { discoverModels, type Candidate, type SearchPlace } from "./discover.ts";
+import { defaultPlaces, discoverModels, type Candidate, type SearchPlace } from "./discover.ts";
 import { fitsLine, planLines, summaryLines, type Planned } from "./load-report.ts";
 import { DEFAULT_MODEL_ABOUT, devicesOrNull, ensureDefaultModel, planFile, waitForEnter } from "./load-steps.ts";
 import { humanBytes, mib } from "./format.ts";
@@ -24,6 +25,9 @@ export interface InteractiveIo {
 
 class Cancelled extends Error {}
 
+/** The user chose to load nothing (No to creating the synthetic model): exit 0. */
+class NothingToLoad extends Error {}
+
 /** A prompt's answer, or Cancelled when the user pressed Ctrl-C or Escape. */
 function answer<T>(value: T): Exclude<T, symbol> {
   if (isCancel(value)) throw new Cancelled();
@@ -33,21 +37,27 @@ function answer<T>(value: T): Exclude<T, symbol> {
 export async function runInteractive(paths: readonly string[], gpu: GpuBackend, io: InteractiveIo): Promise<number> {
   const ui = { input: io.input, output: io.output };
   intro("gguf-vram — load a GGUF model into GPU memory", ui);
+  let planned: Planned | null = null;
   try {
     const path = await chooseModel(paths, io, ui);
-    const planned = await planFile(path);
-    const { devices, error } = await devicesOrNull(gpu);
+    planned = await planFile(path);
+    const { devices, error } = await devicesOrNull(gpu, io.signal, (text) => {
+      const s = spinner({ ...ui, cancelMessage: "Cancelled: the build stopped, nothing was kept" });
+      s.start(`${text[0]!.toUpperCase()}${text.slice(1)}`);
+      return { done: () => s.stop("Built the CUDA library") };
+    });
     if (!devices) {
       log.error(`${error!.message}\n${error!.hint}`, ui);
       note(planLines(planned).join("\n"), "what the load would do (dry run)", ui);
       outro("nothing was loaded", ui);
       return error!.exitCode;
     }
+    const fits = planned.plan.arenaBytes;
     const device = answer(
       await select({
         ...ui,
         message: "Which GPU?",
-        options: devices.map((d) => ({ value: d.index, label: `GPU ${d.index}: ${d.name}`, hint: fitsLine(d, planned.plan.arenaBytes).split(" — ")[1] })),
+        options: devices.map((d) => ({ value: d.index, label: `GPU ${d.index}: ${d.name}`, hint: fitsLine(d, fits).split(" — ")[1] })),
       }),
     );
     note(planLines(planned).join("\n"), "the plan", ui);
@@ -62,41 +72,70 @@ export async function runInteractive(paths: readonly string[], gpu: GpuBackend, 
       log.info(`The model stays in VRAM until you press Enter (look at it with nvidia-smi).`, ui);
       const how = await waitForEnter(io.input, io.signal);
       loaded.close();
+      if (how === "signal") {
+        cancel(`cancelled: freed ${humanBytes(loaded.ledger.totalBytes)} of VRAM`, ui);
+        return EXIT.cancelled;
+      }
       outro(`freed ${humanBytes(loaded.ledger.totalBytes)} of VRAM`, ui);
-      return how === "signal" ? EXIT.cancelled : EXIT.ok;
+      return EXIT.ok;
     } finally {
       loaded.close();
     }
   } catch (e) {
+    if (e instanceof NothingToLoad) {
+      outro("nothing was loaded", ui);
+      return EXIT.ok;
+    }
     if (e instanceof Cancelled) {
       cancel("cancelled: nothing is held", ui);
       return EXIT.cancelled;
     }
     const err = toLoadError(e);
     if (err.code === "CANCELLED") {
-      cancel("cancelled: the VRAM and pinned memory the load took are freed", ui);
+      cancel(`cancelled: ${err.hint}`, ui);
       return EXIT.cancelled;
     }
     log.error(`${err.message}\n${err.hint}`, ui);
     outro("nothing was loaded", ui);
     return err.exitCode;
+  } finally {
+    planned?.file.close();
   }
 }
 
+/** A path given on the command line is the model (it must exist); otherwise the user picks from what is found. */
 async function chooseModel(paths: readonly string[], io: InteractiveIo, ui: { input: Readable; output: Writable }): Promise<string> {
+  if (paths.length > 1) throw new LoadError("FILE_NOT_FOUND", "give one model path, not several", "bun run load path/to/model.gguf");
+  if (paths.length === 1) {
+    const given = paths[0]!;
+    if (!existsSync(given)) throw new LoadError("FILE_NOT_FOUND", `${given} does not exist`, "check the path; `bun run load` with no path lists the models it finds");
+    return given;
+  }
+  const places = io.places ?? defaultPlaces();
   const s = spinner(ui);
   s.start("Looking for GGUF models");
-  const found = await discoverModels(paths, io.places);
+  const found = await discoverModels([], places);
   const usable = found.filter((c) => !c.problem);
-  s.stop(found.length === 0 ? "No GGUF model found" : `Found ${usable.length} model${usable.length === 1 ? "" : "s"}${found.length > usable.length ? ` (and ${found.length - usable.length} file${found.length - usable.length === 1 ? "" : "s"} that do not parse)` : ""}`);
+  const broken = found.length - usable.length;
+  s.stop(
+    usable.length === 0
+      ? `No GGUF model found in ${places.map((p) => p.label).join(", ")}${broken > 0 ? ` (${broken} file${broken === 1 ? " does" : "s do"} not parse)` : ""}`
+      : `Found ${usable.length} model${usable.length === 1 ? "" : "s"}${broken > 0 ? ` (and ${broken} file${broken === 1 ? " that does" : "s that do"} not parse)` : ""}`,
+  );
   if (usable.length === 0) {
+    log.info("To load your own model, put its .gguf file in ./models, or give its path: bun run load path/to/model.gguf", ui);
     const create = answer(await confirm({ ...ui, message: `Create ${DEFAULT_MODEL_ABOUT}, so there is something to load?` }));
-    if (!create) throw new Cancelled();
-    const w = spinner(ui);
+    if (!create) throw new NothingToLoad();
+    const w = spinner({ ...ui, cancelMessage: "Cancelled: the partial file is removed" });
     w.start("Writing the synthetic model");
-    const path = await ensureDefaultModel();
-    w.stop(`Wrote ${relative(process.cwd(), path)}`);
-    return path;
+    try {
+      const path = await ensureDefaultModel(io.signal);
+      w.stop(`Wrote ${relative(process.cwd(), path)}`);
+      return path;
+    } catch (e) {
+      w.error("Writing the synthetic model stopped; the partial file was removed");
+      throw e;
+    }
   }
   return answer(await select({ ...ui, message: "Which model?", options: found.map(option), maxItems: 12 }));
 }
@@ -114,7 +153,7 @@ async function upload(gpu: GpuBackend, planned: Planned, device: number, io: Int
   const t0 = performance.now();
   let shown = 0;
   try {
-    const loaded = await gpu.load(planned.path, {
+    const loaded = await gpu.load(planned.file, {
       device,
       signal: io.signal,
       onProgress: (done) => {

@@ -5,7 +5,7 @@ import type { ModelCheck } from "../arch/index.ts";
 import type { DeviceInfo } from "../cuda/index.ts";
 import type { GgufFile } from "../gguf/index.ts";
 import { ggmlTypeName } from "../gguf/index.ts";
-import type { LoadPlan, LoadReport } from "../load/index.ts";
+import type { LoadPlan, LoadReport, ModelFile } from "../load/index.ts";
 import type { LoadedModel } from "./backend.ts";
 import { relative } from "node:path";
 import { bold, dim, gbps, humanBytes, mib, ms, table, thousands } from "./format.ts";
@@ -17,6 +17,8 @@ export interface Planned {
   readonly gguf: GgufFile;
   readonly check: ModelCheck;
   readonly plan: LoadPlan;
+  /** Open: the load reads through it. */
+  readonly file: ModelFile;
 }
 
 /** Tensors and bytes by type, and the VRAM the plan needs. */

@@ -2,12 +2,9 @@
 // planning a file, choosing a device, and holding a model until Enter.
 
 import type { Readable } from "node:stream";
-import { checkModel } from "../arch/index.ts";
 import type { DeviceInfo } from "../cuda/index.ts";
 import { ensureModelFixture, fixturesDir } from "../fixtures/generate.ts";
-import { readGguf } from "../gguf/index.ts";
-import { LoadError, planLoad, toLoadError } from "../load/index.ts";
-import { modelError } from "../load/errors.ts";
+import { LoadError, ModelFile, planLoad, toLoadError } from "../load/index.ts";
 import type { GpuBackend } from "./backend.ts";
 import type { Planned } from "./load-report.ts";
 
@@ -18,30 +15,48 @@ export function defaultModelPath(): string {
   return `${fixturesDir()}/${DEFAULT_MODEL}.gguf`;
 }
 
-/** The default model, written first when it is missing. */
-export async function ensureDefaultModel(onCreate?: (path: string) => void): Promise<string> {
-  return ensureModelFixture(DEFAULT_MODEL, { onWrite: (path) => onCreate?.(path) });
-}
-
-/** Parse, check against the registry, and plan; a model the registry refuses throws. */
-export async function planFile(path: string): Promise<Planned> {
-  let gguf;
+/** The default model, written first when it is missing; Ctrl-C (`signal`) stops the writing and removes the partial file. */
+export async function ensureDefaultModel(signal: AbortSignal, onCreate?: (path: string) => void): Promise<string> {
   try {
-    gguf = await readGguf(path);
+    return await ensureModelFixture(DEFAULT_MODEL, { signal, onWrite: (path) => onCreate?.(path) });
   } catch (e) {
     throw toLoadError(e);
   }
-  const check = checkModel(gguf);
-  if (!check.ok) throw modelError(path, check.problems);
-  return { path, gguf, check, plan: planLoad(gguf, check) };
 }
 
-/** The devices, or null with the error when there is no GPU. */
-export async function devicesOrNull(gpu: GpuBackend): Promise<{ devices: DeviceInfo[] | null; error: LoadError | null }> {
+/**
+ * Open, parse, check against the registry, and plan; a model the registry
+ * refuses throws. The file stays open: the load reads through the same
+ * descriptor, so what is shown is what is loaded. Close it with planned.file.close().
+ */
+export async function planFile(path: string): Promise<Planned> {
+  const file = await ModelFile.open(path);
+  return { path, gguf: file.gguf, check: file.check, plan: planLoad(file.gguf, file.check), file };
+}
+
+/** Builds the native library if needed, saying so (it takes several seconds, once). */
+async function prepareGpu(gpu: GpuBackend, signal: AbortSignal, say: (text: string) => { done: () => void }): Promise<void> {
+  let shown: { done: () => void } | null = null;
   try {
+    await gpu.prepare((targets) => (shown = say(`building the CUDA library for ${targets} (first run only, about 10 s)`)), signal);
+  } finally {
+    (shown as { done: () => void } | null)?.done();
+  }
+}
+
+/**
+ * The devices, or null with the error when there is no GPU (or no native
+ * library: a dry run needs neither). Builds the library first when needed,
+ * saying so through `say`; a Ctrl-C during the build is not swallowed.
+ */
+export async function devicesOrNull(gpu: GpuBackend, signal: AbortSignal, say: (text: string) => { done: () => void }): Promise<{ devices: DeviceInfo[] | null; error: LoadError | null }> {
+  try {
+    await prepareGpu(gpu, signal, say);
     return { devices: await gpu.devices(), error: null };
   } catch (e) {
-    return { devices: null, error: toLoadError(e) };
+    const error = toLoadError(e);
+    if (error.code === "CANCELLED") throw error;
+    return { devices: null, error };
   }
 }
 

@@ -8,10 +8,11 @@
 import { isCI } from "@clack/prompts";
 import { z } from "zod";
 import { realGpu, type GpuBackend } from "./backend.ts";
-import { boolFlag, parseFlags, splitArgs, UsageError, type RawArgs } from "./args.ts";
+import { boolFlag, intFlag, parseFlags, splitArgs, UsageError, type RawArgs } from "./args.ts";
 import { runBatch, type Io, type LoadFlags } from "./load-batch.ts";
 import { runInteractive } from "./load-interactive.ts";
 import { runMain } from "./main.ts";
+import { syncSink, type TextSink } from "./output.ts";
 
 export const LOAD_USAGE = `usage: bun run load [file.gguf…] [options]
 
@@ -27,28 +28,31 @@ export const LOAD_USAGE = `usage: bun run load [file.gguf…] [options]
   --json          print one JSON document (plan, ledger, VRAM, timings)
   --hold          keep the model in VRAM until Enter, then free it
   --yes           do not ask for confirmation
-  --workers N     upload threads (default: ¾ of the CPUs, at most 12)
+  --workers N     upload threads (default: ¾ of the CPUs, at most 12;
+                  0 uploads on the main thread)
   --debug         print the stack of an unexpected error
 
 exit codes: 0 ok · 1 load error · 2 usage · 3 no GPU · 4 out of VRAM · 130 cancelled`;
 
 const Flags = z.object({
-  model: z.string().min(1).optional(),
-  device: z.coerce.number({ error: "must be a GPU index: 0, 1, …" }).int("must be a GPU index: 0, 1, …").min(0, "must be a GPU index: 0, 1, …").optional(),
+  model: z.string().min(1, "must be the path of a .gguf file").optional(),
+  device: intFlag("a GPU index", 0, 1023),
   verify: boolFlag,
   "dry-run": boolFlag,
   json: boolFlag,
   hold: boolFlag,
   yes: boolFlag,
-  workers: z.coerce.number({ error: "must be a number of threads, 0 to 256" }).int("must be a number of threads, 0 to 256").min(0, "must be a number of threads, 0 to 256").max(256, "must be a number of threads, 0 to 256").optional(),
+  workers: intFlag("a number of upload threads (0: the main thread)", 0, 256),
   debug: boolFlag,
   help: boolFlag,
 });
 
 export interface LoadEnvironment {
   readonly stdin: NodeJS.ReadStream | import("node:stream").Readable;
-  readonly stdout: NodeJS.WriteStream | import("node:stream").Writable;
-  readonly stderr: NodeJS.WriteStream | import("node:stream").Writable;
+  /** Batch output; the prompts draw on `terminal` (process.stdout) instead. */
+  readonly stdout: TextSink;
+  readonly stderr: TextSink;
+  readonly terminal?: import("node:stream").Writable;
   readonly interactive: boolean;
   readonly gpu: GpuBackend;
   readonly signal: AbortSignal;
@@ -66,13 +70,13 @@ export async function loadCommand(argv: readonly string[], env: LoadEnvironment)
     return 0;
   }
   const given = Object.keys(args.flags).filter((f) => f !== "debug");
-  if (env.interactive && given.length === 0) return runInteractive(args.positionals, env.gpu, { input: env.stdin, output: env.stdout, signal: env.signal });
+  if (env.interactive && given.length === 0) return runInteractive(args.positionals, env.gpu, { input: env.stdin, output: env.terminal ?? process.stdout, signal: env.signal });
 
   if (args.positionals.length > 1) throw new UsageError("give one model: a path, or --model");
   if (args.positionals.length === 1 && flags.model) throw new UsageError("give the model once: a path or --model, not both");
   const model = flags.model ?? args.positionals[0];
   const batch: LoadFlags = { model, device: flags.device, verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers };
-  const tty = "isTTY" in env.stderr && env.stderr.isTTY === true;
+  const tty = env.stderr.isTTY === true;
   const io: Io = {
     out: (text) => void env.stdout.write(`${text}\n`),
     err: (text) => void env.stderr.write(`${text}\n`),
@@ -84,17 +88,8 @@ export async function loadCommand(argv: readonly string[], env: LoadEnvironment)
 }
 
 if (import.meta.main) {
-  const controller = new AbortController();
-  let interrupts = 0;
-  // First Ctrl-C: cancel the load (or the hold) and free what it took; a second one exits now.
-  process.on("SIGINT", () => {
-    if (++interrupts > 1) process.exit(130);
-    controller.abort();
-  });
-  process.on("SIGTERM", () => controller.abort());
+  // First Ctrl-C: cancel what is under way (the load, the hold, the build, writing the default
+  // model) and free what it took, exit 130; a second one exits at once.
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !isCI();
-  runMain(
-    (argv) => loadCommand(argv, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, interactive, gpu: realGpu, signal: controller.signal }),
-    LOAD_USAGE,
-  ).then(() => process.exit(process.exitCode ?? 0));
+  runMain((argv, { signal }) => loadCommand(argv, { stdin: process.stdin, stdout: syncSink(1), stderr: syncSink(2), terminal: process.stdout, interactive, gpu: realGpu, signal }), { command: "bun run load", graceful: true });
 }

@@ -10,6 +10,9 @@ export const GV_STATUS = {
   HOST_MEMORY: 5,
   COPY: 6,
   CUDA: 7,
+  CANCELLED: 8,
+  READ: 9,
+  FILE_SHORT: 10,
 } as const;
 
 export type CudaErrorCode =
@@ -20,6 +23,9 @@ export type CudaErrorCode =
   | "HOST_MEMORY" // pinned host memory could not be had
   | "COPY_FAILED"
   | "CUDA_ERROR"
+  | "CANCELLED" // an upload or checksum saw its stop flag
+  | "READ_FAILED" // read() of the model file failed
+  | "FILE_SHORT" // the model file ended before a range it was asked for
   | "NATIVE_LIBRARY" // the .so is missing, stale or cannot be built
   | "CLOSED"; // a handle used after close()
 
@@ -31,6 +37,9 @@ const BY_STATUS: Record<number, CudaErrorCode> = {
   [GV_STATUS.HOST_MEMORY]: "HOST_MEMORY",
   [GV_STATUS.COPY]: "COPY_FAILED",
   [GV_STATUS.CUDA]: "CUDA_ERROR",
+  [GV_STATUS.CANCELLED]: "CANCELLED",
+  [GV_STATUS.READ]: "READ_FAILED",
+  [GV_STATUS.FILE_SHORT]: "FILE_SHORT",
 };
 
 const HINTS: Record<CudaErrorCode, string> = {
@@ -41,6 +50,9 @@ const HINTS: Record<CudaErrorCode, string> = {
   HOST_MEMORY: "the host could not pin memory for the upload; free host memory, or lower --workers",
   COPY_FAILED: "a copy to the GPU failed; check `nvidia-smi` and the kernel log (dmesg) for GPU errors",
   CUDA_ERROR: "check `nvidia-smi` and the kernel log (dmesg) for GPU errors",
+  CANCELLED: "nothing was kept",
+  READ_FAILED: "check the disk and the file's permissions",
+  FILE_SHORT: "make sure nothing writes the file while it loads, then load it again",
   NATIVE_LIBRARY: "rebuild the native library with `bun run build --force`",
   CLOSED: "this is a bug in the caller: the handle was used after close()",
 };
@@ -61,6 +73,8 @@ export class CudaError extends Error {
     readonly cudaError: number,
     message: string,
     hint?: string,
+    /** The errno behind a READ_FAILED, 0 otherwise. */
+    readonly osError = 0,
   ) {
     super(message);
     this.hint = hint ?? HINTS[code];
@@ -69,8 +83,8 @@ export class CudaError extends Error {
 }
 
 /** Throw the library's last error for a non-zero status. */
-export function check(status: number, lastError: () => string, lastCudaError: () => number): void {
+export function check(status: number, lastError: () => string, lastCudaError: () => number, lastOsError: () => number): void {
   if (status === GV_STATUS.OK) return;
   const code = BY_STATUS[status] ?? "CUDA_ERROR";
-  throw new CudaError(code, status, lastCudaError(), lastError() || `libgguf_vram failed with status ${status}`);
+  throw new CudaError(code, status, lastCudaError(), lastError() || `libgguf_vram failed with status ${status}`, undefined, lastOsError());
 }

@@ -18,7 +18,8 @@ export interface DeviceTensor {
   readonly devicePtr: bigint;
   /** Set for a tied LM head: output.weight is token_embd.weight's memory. */
   readonly aliasOf?: string;
-  /** Where the bytes came from in the file. */
+  /** Where the bytes came from: which file of a split set (0 for one file), and where in it. */
+  readonly shard: number;
   readonly fileOffset: number;
 }
 

@@ -11,6 +11,7 @@ const SYMBOLS = {
   gv_abi_version: { args: [], returns: i32 },
   gv_last_error: { args: [], returns: cstring },
   gv_last_cuda_error: { args: [], returns: i32 },
+  gv_last_os_error: { args: [], returns: i32 },
   gv_versions: { args: [ptr, ptr], returns: i32 },
 
   gv_device_count: { args: [ptr], returns: i32 },
@@ -39,6 +40,9 @@ const SYMBOLS = {
   gv_stager_sync: { args: [ptr], returns: i32 },
   gv_stager_free: { args: [ptr], returns: i32 },
 
+  gv_upload_step: { args: [ptr, ptr, ptr, u32, ptr, ptr, u32, ptr, u32, ptr, ptr], returns: i32 },
+  gv_checksum_file_step: { args: [ptr, u32, ptr, ptr, ptr, u64, u32, ptr], returns: i32 },
+
   gv_checksum_host: { args: [ptr, u64], returns: u64 },
   gv_checksum_host_partial: { args: [ptr, u64, u64], returns: u64 },
   gv_checksum_finish: { args: [u64, u64], returns: u64 },
@@ -48,13 +52,15 @@ const SYMBOLS = {
 
   gv_live: { args: [ptr], returns: none },
   gv_fault_inject: { args: [i32, i64], returns: i32 },
+  gv_fault_fired: { args: [i32], returns: i64 },
   gv_fault_reset: { args: [], returns: none },
+  gv_debug_poison: { args: [i32], returns: none },
 } as const;
 
 export type NativeSymbols = Library<typeof SYMBOLS>["symbols"];
 
 /** Must equal GV_ABI_VERSION in cuda/gguf_vram.h. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 let loaded: { path: string; symbols: NativeSymbols } | null = null;
 

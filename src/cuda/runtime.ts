@@ -14,10 +14,15 @@ export async function openCuda(libraryPath?: string): Promise<NativeSymbols> {
   return openNative(await ensureNativeLibrary({ quiet: true }));
 }
 
+/** Opens the library already built at `libraryPath` (a Worker's way: the main thread built it). */
+export function openCudaAt(libraryPath: string): void {
+  openNative(libraryPath);
+}
+
 /** Throws the library's last error when `status` is not GV_OK. */
 export function call(status: number): void {
   const gv = native();
-  check(status, () => String(gv.gv_last_error()), () => gv.gv_last_cuda_error());
+  check(status, () => String(gv.gv_last_error()), () => gv.gv_last_cuda_error(), () => gv.gv_last_os_error());
 }
 
 export function versions(): { runtime: number; driver: number } {
@@ -54,8 +59,23 @@ export function injectFault(kind: Fault, k: number): void {
   call(native().gv_fault_inject(kind, BigInt(k)));
 }
 
+/** How many injected faults of that kind have fired since the last resetFaults(). */
+export function faultsFired(kind: Fault): number {
+  return Number(native().gv_fault_fired(kind));
+}
+
+/** Disarms every fault and zeroes the fired counts. */
 export function resetFaults(): void {
   native().gv_fault_reset();
+}
+
+/**
+ * Tests: fill every arena created from now on with `byte` before it is used, so
+ * VRAM the upload never writes reads as poison, not as an earlier load's bytes
+ * from a reused allocation. null turns it off.
+ */
+export function poisonNewArenas(byte: number | null): void {
+  native().gv_debug_poison(byte === null ? -1 : byte & 0xff);
 }
 
 /** Host-to-device cudaMemcpy bandwidth in GB/s (median of `reps`): the ceiling an upload is measured against. */

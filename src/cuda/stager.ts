@@ -30,6 +30,16 @@ export class Stager {
     return new Stager(Number(out[0]!) as Pointer);
   }
 
+  /** The native handle: for this thread's native calls, and for freeing the ring if its Worker dies. */
+  get handle(): Pointer {
+    return this.#live();
+  }
+
+  /** Frees a stager by its native handle: for a ring whose owner (a Worker) died. */
+  static freeHandle(handle: Pointer): void {
+    call(native().gv_stager_free(handle));
+  }
+
   /** Blocks until the copies from `slot` are done. */
   wait(slot: number): void {
     call(native().gv_stager_wait(this.#live(), slot));

@@ -6,7 +6,7 @@
 // header, one key-value pair, one tensor info); an item that runs past the
 // window throws NeedMore, the window grows, and that item alone is read again.
 
-import { statSync } from "node:fs";
+import { readSync, statSync } from "node:fs";
 import { Cursor, NeedMore, PLAUSIBLE, truncatedClaim, Window } from "./cursor.ts";
 import { corrupt, GgufError } from "./errors.ts";
 import { isByteSwappedVersion, isGgufMagic, notGguf, SUPPORTED_VERSIONS } from "./magic.ts";
@@ -23,11 +23,26 @@ const ALIGNMENT_KEY = "general.alignment";
 export interface ReadOptions {
   /** Bytes of the first read; the window doubles from there. */
   initialWindow?: number;
+  /** The file's path, for messages, when `source` is a Blob (e.g. Bun.file(fd) of an open file). */
+  path?: string;
 }
 
-/** Parse the header of the GGUF file at `source` (a path, or any Blob such as Bun.file()). */
-export async function readGguf(source: string | Blob, options: ReadOptions = {}): Promise<GgufFile> {
-  const path = typeof source === "string" ? source : null;
+/**
+ * A file already open: the header and then the tensor data are read through the
+ * same descriptor, with no window for the path to change in between. (Bun.file(fd)
+ * reads from the descriptor's position, not from the slice's start, so it cannot
+ * be used for the re-reads of a growing window.)
+ */
+export interface OpenFile {
+  readonly fd: number;
+  readonly size: number;
+}
+
+type Source = string | Blob | OpenFile;
+
+/** Parse the header of the GGUF file at `source`: a path, an open file, or any Blob such as Bun.file(). */
+export async function readGguf(source: Source, options: ReadOptions = {}): Promise<GgufFile> {
+  const path = typeof source === "string" ? source : (options.path ?? null);
   try {
     return await parse(source, path, options);
   } catch (e) {
@@ -36,7 +51,7 @@ export async function readGguf(source: string | Blob, options: ReadOptions = {})
   }
 }
 
-async function parse(source: string | Blob, path: string | null, options: ReadOptions): Promise<GgufFile> {
+async function parse(source: Source, path: string | null, options: ReadOptions): Promise<GgufFile> {
   const blob = typeof source === "string" ? openFile(source) : source;
   const state = new ParseState(blob.size);
   let window = new Window(new Uint8Array(0), blob.size);
@@ -72,16 +87,28 @@ function openFile(path: string) {
  * A larger window: [0, end) read again in one slice. Copying the old window into
  * a new buffer costs more than the read (the copy faults in fresh pages twice).
  */
-async function grow(blob: Blob, window: Window, end: number): Promise<Window> {
+async function grow(blob: Blob | OpenFile, window: Window, end: number): Promise<Window> {
   if (end <= window.end) return window;
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await blob.slice(0, end).arrayBuffer());
+    bytes = "fd" in blob ? readPrefix(blob.fd, end) : new Uint8Array(await blob.slice(0, end).arrayBuffer());
   } catch (e) {
     throw new GgufError("NOT_READABLE", `the file cannot be read: ${(e as Error).message}`, window.end, "check the file's permissions and the disk");
   }
   if (bytes.length < end) throw new GgufError("NOT_READABLE", "the file shrank while it was read", bytes.length, "make sure nothing else writes the file, and try again");
   return new Window(bytes, window.fileSize);
+}
+
+/** Bytes [0, end) of an open file (fewer if it ends first), read at explicit positions. */
+function readPrefix(fd: number, end: number): Uint8Array {
+  const bytes = new Uint8Array(end);
+  let done = 0;
+  while (done < end) {
+    const n = readSync(fd, bytes, done, end - done, done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done === end ? bytes : bytes.subarray(0, done);
 }
 
 // ─── the parse, one item at a time ────────────────────────────────────────────

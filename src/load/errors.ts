@@ -50,8 +50,8 @@ export class LoadError extends Error {
 
 const GGUF_DIMENSION_CODES = new Set(["BAD_DIMENSIONS", "DIMENSION_OVERFLOW", "PARTIAL_BLOCK"]);
 
-/** Any error from a load, as a LoadError. */
-export function toLoadError(e: unknown): LoadError {
+/** Any error from a load, as a LoadError; `path` names the model file in messages about reading it. */
+export function toLoadError(e: unknown, path = "the model file"): LoadError {
   if (e instanceof LoadError) return e;
   if (e instanceof GgufError) {
     const where = e.file ? `${e.file}: ` : "";
@@ -62,6 +62,11 @@ export function toLoadError(e: unknown): LoadError {
     return new LoadError(code, `${where}${e.message}`, e.hint, { cause: e });
   }
   if (e instanceof CudaError) {
+    if (e.code === "CANCELLED") return cancelled();
+    if (e.code === "FILE_SHORT") {
+      return new LoadError("FILE_CHANGED", `${path} became shorter during the load (${e.message}): it was truncated while being read`, "make sure nothing writes the file while it loads, then load it again", { cause: e });
+    }
+    if (e.code === "READ_FAILED") return new LoadError("NOT_READABLE", `${path} could not be read: ${e.message}`, "check the disk and the file's permissions", { cause: e });
     const code: LoadErrorCode =
       e.code === "NO_DEVICE" ? "NO_CUDA_DEVICE"
       : e.code === "BAD_DEVICE" ? "BAD_DEVICE"
@@ -72,8 +77,11 @@ export function toLoadError(e: unknown): LoadError {
     const message = code === "NO_CUDA_DEVICE" ? noDeviceMessage(e) : e.message;
     return new LoadError(code, message, e.hint, { cause: e });
   }
+  if (e instanceof Error && e.name === "FixtureCancelled") return cancelled("writing the model was stopped; the partial file was removed");
   if (e instanceof Error && e.name === "NativeBuildError") {
-    return new LoadError("NATIVE_LIBRARY", e.message, (e as Error & { hint?: string }).hint ?? "install the CUDA toolkit (nvcc)", { cause: e });
+    const build = e as Error & { hint?: string; exitCode?: number };
+    if (build.exitCode === 130) return cancelled("the native library's build was stopped; nothing was kept");
+    return new LoadError("NATIVE_LIBRARY", e.message, build.hint ?? "install the CUDA toolkit (nvcc)", { cause: e });
   }
   return new LoadError("UPLOAD_FAILED", e instanceof Error ? e.message : String(e), "run with --debug for the stack, and report it", { cause: e });
 }
@@ -103,6 +111,6 @@ export function modelError(path: string, problems: readonly ModelProblem[]): Loa
   return new LoadError(code, `${path}: ${first.message}${more}`, `\`bun run inspect ${path}\` lists every problem`, { problems });
 }
 
-export function cancelled(): LoadError {
-  return new LoadError("CANCELLED", "the load was cancelled", "nothing was kept: the VRAM and pinned memory it took are freed");
+export function cancelled(hint = "nothing was kept: the VRAM and pinned memory it took are freed"): LoadError {
+  return new LoadError("CANCELLED", "the load was cancelled", hint);
 }

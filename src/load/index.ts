@@ -3,3 +3,4 @@ export { load, loadModel, Loader, defaultTuning, type LoadOptions, type LoadRepo
 export { LoadError, toLoadError, type LoadErrorCode } from "./errors.ts";
 export { planLoad, uploadSpans, ARENA_ALIGNMENT, type LoadPlan, type PlannedTensor, type UploadSpan } from "./plan.ts";
 export { verifyModel, type VerifyReport } from "./verify.ts";
+export { ModelFile } from "./model-file.ts";

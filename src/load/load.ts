@@ -2,17 +2,21 @@
 // allocate → upload → (verify) → Model. The CUDA context is created in an
 // upload worker while the main thread parses, so the two overlap. Whatever
 // fails, the VRAM, pinned memory and file handle the load took are given back.
+//
+// Loads are independent: each has its own job (cursor, stop flag, byte count),
+// so several may run at once on one Loader, and cancelling one stops only it.
 
-import { closeSync, fstatSync, openSync, statSync, type Stats } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { cpus } from "node:os";
-import { checkModel, type ModelCheck } from "../arch/index.ts";
-import { Arena, memInfo, Model, openCuda, nativePath } from "../cuda/index.ts";
-import { readGguf, type GgufFile } from "../gguf/index.ts";
-import { cancelled, LoadError, modelError, toLoadError } from "./errors.ts";
+import type { ModelCheck } from "../arch/index.ts";
+import { Arena, memInfo, Model, openCuda, nativePath, type Schedule } from "../cuda/index.ts";
+import type { GgufFile } from "../gguf/index.ts";
+import { cancelled, LoadError, toLoadError } from "./errors.ts";
+import { checkPath, ModelFile } from "./model-file.ts";
 import { planLoad, uploadSpans, type LoadPlan } from "./plan.ts";
 import { UploadPool, type PoolOptions } from "./pool.ts";
-import type { Schedule } from "./spans.ts";
-import { verifyModel } from "./verify.ts";
+import { newUploadJob } from "./spans.ts";
+import { verifyAgainst, type VerifyReport } from "./verify.ts";
 
 const MiB = 1024 * 1024;
 
@@ -24,7 +28,7 @@ const MiB = 1024 * 1024;
  * reached 43.7 GB/s. README.md has the table.
  */
 export interface UploadTuning {
-  /** Upload threads (0: the calling thread). Default: ¾ of the CPUs, at most 12. */
+  /** Upload threads (0: the calling thread, one short step at a time). Default: ¾ of the CPUs, at most 12. */
   readonly workers?: number;
   /** Pinned slots per worker (the ring depth). Default 3. */
   readonly slots?: number;
@@ -82,16 +86,20 @@ export function defaultTuning(t: UploadTuning = {}): Required<UploadTuning> {
 }
 
 /** Load a GGUF model into VRAM and return the model handle (close it to free the VRAM). */
-export async function load(path: string, options: LoadOptions = {}): Promise<Model> {
-  return (await loadModel(path, options)).model;
+export async function load(source: string | ModelFile, options: LoadOptions = {}): Promise<Model> {
+  return (await loadModel(source, options)).model;
 }
 
-/** Load, and report what was done and how long it took. */
-export async function loadModel(path: string, options: LoadOptions = {}): Promise<{ model: Model; report: LoadReport }> {
-  checkPath(path); // a wrong path fails before any GPU work starts
+/**
+ * Load, and report what was done and how long it took. `source` is a path, or a
+ * ModelFile already opened (and parsed) by the caller, who keeps it open and
+ * closes it; then the header is not parsed again.
+ */
+export async function loadModel(source: string | ModelFile, options: LoadOptions = {}): Promise<{ model: Model; report: LoadReport }> {
+  if (typeof source === "string") checkPath(source); // a wrong path fails before any GPU work starts
   const pool = await startPool(options);
   try {
-    return await loadWith(pool, path, options);
+    return await loadWith(pool, source, options);
   } finally {
     await pool.close();
   }
@@ -100,25 +108,40 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
 /**
  * A pool kept across loads: the context, workers and pinned rings are set up
  * once, so each load pays only for parsing and the upload (benchmarks, servers).
+ * Any number of loads may run at once: their uploads share the workers, each
+ * worker taking them in the order they were asked for, and every load keeps
+ * its own cursor, progress and cancellation.
  */
 export class Loader {
   private constructor(private readonly pool: UploadPool) {}
 
-  static async open(options: Omit<LoadOptions, "verify" | "onProgress" | "onPhase"> = {}): Promise<Loader> {
+  static async open(options: Omit<LoadOptions, "verify" | "onProgress" | "onPhase" | "signal"> = {}): Promise<Loader> {
     const pool = await startPool(options);
     try {
       await pool.ready;
     } catch (e) {
-      await pool.close();
+      await pool.close().catch(() => {});
       throw toLoadError(e);
     }
     return new Loader(pool);
   }
 
-  load(path: string, options: LoadOptions = {}): Promise<{ model: Model; report: LoadReport }> {
-    return loadWith(this.pool, path, { ...options, device: this.pool.options.device });
+  /** Load on this loader's device (options.device is ignored: the loader's workers serve one device). */
+  load(source: string | ModelFile, options: LoadOptions = {}): Promise<{ model: Model; report: LoadReport }> {
+    return loadWith(this.pool, source, options);
   }
 
+  /** Check a loaded model against its file again, with this loader's workers reading in parallel. */
+  async verify(model: Model): Promise<VerifyReport> {
+    const fd = openSync(model.source.path, "r");
+    try {
+      return await verifyAgainst(model, [fd], this.pool.workers > 0 ? this.pool : null);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Stops the loads in flight, frees every ring and ends the workers. */
   close(): Promise<void> {
     return this.pool.close();
   }
@@ -136,37 +159,36 @@ async function startPool(options: LoadOptions): Promise<UploadPool> {
   } catch (e) {
     throw toLoadError(e);
   }
-  const tuning: PoolOptions = { libraryPath: nativePath()!, device, ...defaultTuning(options) };
+  const tuning: PoolOptions = { libraryPath: nativePath()!, devices: [device], ...defaultTuning(options) };
   return UploadPool.start(tuning);
 }
 
 // ─── one load ─────────────────────────────────────────────────────────────────
 
-async function loadWith(pool: UploadPool, path: string, options: LoadOptions): Promise<{ model: Model; report: LoadReport }> {
+async function loadWith(pool: UploadPool, source: string | ModelFile, options: LoadOptions): Promise<{ model: Model; report: LoadReport }> {
   const t0 = performance.now();
-  const device = pool.options.device;
+  const device = pool.options.devices[0]!;
   const timings: LoadTimings = { cudaWait: 0, cudaInit: 0, parse: 0, plan: 0, allocate: 0, upload: 0, verify: 0, total: 0 };
   const phase = (p: LoadPhase) => options.onPhase?.(p);
   const abortIfCancelled = () => {
     if (options.signal?.aborted) throw cancelled();
   };
-  const onAbort = () => pool.stop();
+  let job: ReturnType<typeof newUploadJob> | null = null;
+  const onAbort = () => job?.shared.stop();
   options.signal?.addEventListener("abort", onAbort);
 
-  const fd = openForLoad(path);
+  let file: ModelFile | null = typeof source === "string" ? null : source;
   let arena: Arena | null = null;
   try {
-    const before = fstatSync(fd);
     phase("parse");
     let t = performance.now();
-    const gguf = await readGguf(path).catch((e: unknown) => Promise.reject(toLoadError(e)));
-    const check = checkModel(gguf);
-    if (!check.ok) throw modelError(path, check.problems);
+    file ??= await ModelFile.open(source as string);
     timings.parse = performance.now() - t;
+    abortIfCancelled();
 
     t = performance.now();
-    const plan = planLoad(gguf, check);
-    const spans = uploadSpans(plan, pool.options.slotBytes);
+    const plan = planLoad(file.gguf, file.check);
+    job = newUploadJob(uploadSpans(plan, pool.options.slotBytes), file.fds, Math.max(1, pool.workers), pool.options.schedule);
     timings.plan = performance.now() - t;
 
     phase("cuda");
@@ -188,57 +210,37 @@ async function loadWith(pool: UploadPool, path: string, options: LoadOptions): P
 
     phase("upload");
     t = performance.now();
-    await pool.upload(fd, path, arena.handle, spans, (done) => options.onProgress?.(done, plan.uploadBytes));
+    if (options.signal?.aborted) job.shared.stop();
+    await pool.upload([{ device, arena: arena.handle, job }], file.path, (done) => options.onProgress?.(done, plan.uploadBytes));
     timings.upload = performance.now() - t;
-    checkUnchanged(path, fd, before);
+    file.checkUnchanged();
     const freeAfter = memInfoOrThrow(device).freeBytes;
     abortIfCancelled();
 
-    const model = new Model(arena, plan.tensors, plan.ledger, { path, fileSize: before.size, mtimeMs: before.mtimeMs });
+    const stat = file.stats[0]!;
+    const model = new Model(arena, plan.tensors, plan.ledger, { path: file.path, fileSize: stat.size, mtimeMs: stat.mtimeMs });
     arena = null; // the model owns it now
     if (options.verify) {
       phase("verify");
       t = performance.now();
       try {
-        verifyModel(model);
+        await verifyAgainst(model, file.fds, pool.workers > 0 ? pool : null);
       } catch (e) {
         model.close();
-        throw toLoadError(e);
+        throw e;
       }
       timings.verify = performance.now() - t;
     }
     timings.total = performance.now() - t0;
-    const report: LoadReport = { path, gguf, check, plan, device, workers: pool.options.workers, freeBefore: vram.freeBytes, freeAfter, totalVram: vram.totalBytes, timings };
+    const report: LoadReport = { path: file.path, gguf: file.gguf, check: file.check, plan, device, workers: pool.workers, freeBefore: vram.freeBytes, freeAfter, totalVram: vram.totalBytes, timings };
     return { model, report };
   } catch (e) {
-    throw options.signal?.aborted ? cancelled() : toLoadError(e);
+    throw options.signal?.aborted ? cancelled() : toLoadError(e, file?.path);
   } finally {
     arena?.close();
-    closeSync(fd);
+    if (typeof source === "string") file?.close();
     options.signal?.removeEventListener("abort", onAbort);
   }
-}
-
-function openForLoad(path: string): number {
-  checkPath(path);
-  try {
-    return openSync(path, "r");
-  } catch (e) {
-    throw new LoadError("NOT_READABLE", `${path} cannot be opened (${(e as NodeJS.ErrnoException).code})`, "check the file's permissions");
-  }
-}
-
-function checkPath(path: string): void {
-  let st: Stats;
-  try {
-    st = statSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") throw new LoadError("FILE_NOT_FOUND", `${path}: no such file`, "check the path; `bun run load` with no arguments lists the models it finds");
-    throw new LoadError("NOT_READABLE", `${path} cannot be read (${code})`, "check the file's permissions");
-  }
-  if (st.isDirectory()) throw new LoadError("IS_A_DIRECTORY", `${path} is a directory, not a GGUF file`, "pass the path of the .gguf file inside it");
-  if (!st.isFile()) throw new LoadError("NOT_READABLE", `${path} is not a regular file`, "pass the path of a .gguf file");
 }
 
 function memInfoOrThrow(device: number) {
@@ -259,21 +261,4 @@ function checkFreeVram(plan: LoadPlan, vram: { freeBytes: number; totalBytes: nu
     `the model needs ${m(plan.arenaBytes)} MiB of VRAM; device ${device} has ${m(vram.freeBytes)} MiB free of ${m(vram.totalBytes)} MiB`,
     "free GPU memory (nvidia-smi shows which processes hold it), or pick a smaller model or another --device",
   );
-}
-
-/** The file must be the one that was parsed, unchanged, at the end of the upload. */
-function checkUnchanged(path: string, fd: number, before: Stats): void {
-  const now = fstatSync(fd);
-  let onDisk: Stats | null = null;
-  try {
-    onDisk = statSync(path);
-  } catch {
-    // deleted during the load: the open file is still what was read
-  }
-  if (now.size !== before.size || now.mtimeMs !== before.mtimeMs) {
-    throw new LoadError("FILE_CHANGED", `${path} was modified during the load (size ${before.size} → ${now.size})`, "make sure nothing writes the file while it loads, then load it again");
-  }
-  if (onDisk && (onDisk.ino !== before.ino || onDisk.dev !== before.dev)) {
-    throw new LoadError("FILE_CHANGED", `${path} was replaced by another file during the load`, "load it again once the new file is complete");
-  }
 }

@@ -14,6 +14,8 @@ export interface PlannedTensor {
   readonly type: GgmlType;
   readonly shape: readonly number[];
   readonly bytes: number;
+  /** Which file of a split set holds the bytes (0 for a single file). */
+  readonly shard: number;
   readonly fileOffset: number;
   readonly offset: number;
   readonly aliasOf?: string;
@@ -24,6 +26,7 @@ export interface PlannedTensor {
  * out of it. `pieces` holds (offset in the span, arena offset, bytes) triples.
  */
 export interface UploadSpan {
+  readonly shard: number;
   readonly fileOffset: number;
   readonly bytes: number;
   readonly pieces: readonly number[];
@@ -45,7 +48,7 @@ export function planLoad(gguf: GgufFile, check: ModelCheck): LoadPlan {
   const tensors: PlannedTensor[] = [];
   let next = 0;
   for (const t of inFileOrder) {
-    tensors.push({ name: t.name, type: t.type, shape: t.shape, bytes: t.bytes, fileOffset: t.offset, offset: next });
+    tensors.push({ name: t.name, type: t.type, shape: t.shape, bytes: t.bytes, shard: 0, fileOffset: t.offset, offset: next });
     next = alignUp(next + t.bytes, ARENA_ALIGNMENT);
   }
   const arenaBytes = Math.max(next, ARENA_ALIGNMENT);
@@ -72,11 +75,12 @@ const MAX_GAP = 64 * 1024;
 /** Cut the tensors (in file order) into spans of at most `slotBytes`. */
 export function uploadSpans(plan: LoadPlan, slotBytes: number): UploadSpan[] {
   const spans: UploadSpan[] = [];
+  let shard = -1;
   let start = -1;
   let end = -1;
   let pieces: number[] = [];
   const flush = () => {
-    if (start >= 0) spans.push({ fileOffset: start, bytes: end - start, pieces });
+    if (start >= 0) spans.push({ shard, fileOffset: start, bytes: end - start, pieces });
     start = -1;
     pieces = [];
   };
@@ -85,9 +89,10 @@ export function uploadSpans(plan: LoadPlan, slotBytes: number): UploadSpan[] {
     let done = 0;
     while (done < t.bytes) {
       const at = t.fileOffset + done;
-      const fits = start >= 0 && at >= end && at - end <= MAX_GAP && at - start < slotBytes;
+      const fits = start >= 0 && t.shard === shard && at >= end && at - end <= MAX_GAP && at - start < slotBytes;
       if (!fits) {
         flush();
+        shard = t.shard;
         start = at;
         end = at;
       }

@@ -1,138 +1,121 @@
-// The upload loop, the same in a Worker and on the main thread: take the next
-// run of spans from a cursor all workers share, read each span from the file
-// straight into a pinned slot, enqueue its copies, move to the next slot; a slot
-// is refilled only once its copies are done.
+// Jobs for the upload threads, in shared memory: the spans of an upload packed
+// into one word array every Worker reads without a copy, a claim slot per span,
+// and the shared cursor (src/cuda/upload.ts). The hot loop itself is native
+// (gv_upload_step): a thread claims a run of spans, reads each from the file
+// straight into a pinned slot and enqueues its copies.
 //
-// Runs shrink as the work does: each takes 1/P of the spans left (P workers),
+// Runs shrink as the work does: each takes 1/P of the spans left (P threads),
 // so first runs are long sequential reads (what a cold disk's readahead wants)
-// and the last are one span (no worker left with a tail while the others wait,
+// and the last are one span (no thread left with a tail while the others wait,
 // what a warm page cache at 50 GB/s wants). Measured on an H100 host, same run:
 // warm 7B at 49.3 GB/s (one contiguous share per worker: 45.8; 1/(2P) runs:
 // 49.2; runs of 4 spans: 48.3), cold 0.5B at 1.7 GB/s (1.6, 1.4, 1.4).
 
-import { readSync } from "node:fs";
-import type { Pointer } from "bun:ffi";
-import type { Stager } from "../cuda/index.ts";
-import { cancelled, LoadError } from "./errors.ts";
+import { UploadShared, type Schedule } from "../cuda/index.ts";
 import type { UploadSpan } from "./plan.ts";
 
-/** Shared between the main thread and the workers (SharedArrayBuffer views). */
-export interface UploadSignals {
-  /** [0] != 0: stop at the next span (cancelled, or another worker failed). */
-  readonly stop: Int32Array;
-  /** [0]: bytes uploaded so far, by everyone. */
-  readonly progress: BigInt64Array;
-  /** [0]: the next span to take. */
-  readonly next: Int32Array;
+/** One upload's work, as every thread sees it. */
+export interface UploadJob {
+  /** Packed spans (gv_upload_step's layout): word offsets, then one record per span. */
+  readonly spans: BigUint64Array;
+  readonly spanCount: number;
+  /** claims[i]: the worker (id + 1) that took span i; 0 while unclaimed. */
+  readonly claims: Uint32Array;
+  readonly shared: UploadShared;
+  /** Bytes the spans read: what the upload must move. */
+  readonly bytes: number;
 }
 
-export function newSignals(): UploadSignals {
+/** What crosses to a Worker: the same shared memory, as plain buffers. */
+export interface UploadJobMessage {
+  readonly spans: BigUint64Array;
+  readonly spanCount: number;
+  readonly claims: Uint32Array;
+  readonly shared: SharedArrayBuffer;
+}
+
+/** Pack `spans` (each naming its file by shard) for threads that share `parties` ways. */
+export function newUploadJob(spans: readonly UploadSpan[], fds: readonly number[], parties: number, schedule: Schedule): UploadJob {
+  const n = spans.length;
+  const words = n + 1 + spans.reduce((w, s) => w + 4 + s.pieces.length, 0);
+  const packed = new BigUint64Array(new SharedArrayBuffer(Math.max(8, words * 8)));
+  let at = n + 1;
+  spans.forEach((s, i) => {
+    const fd = fds[s.shard];
+    if (fd === undefined) throw new Error(`span ${i} reads shard ${s.shard}, which has no open file`);
+    packed[i] = BigInt(at);
+    packed[at++] = BigInt(fd);
+    packed[at++] = BigInt(s.fileOffset);
+    packed[at++] = BigInt(s.bytes);
+    packed[at++] = BigInt(s.pieces.length / 3);
+    for (const p of s.pieces) packed[at++] = BigInt(p);
+  });
+  packed[n] = BigInt(at);
   return {
-    stop: new Int32Array(new SharedArrayBuffer(4)),
-    progress: new BigInt64Array(new SharedArrayBuffer(8)),
-    next: new Int32Array(new SharedArrayBuffer(4)),
+    spans: packed,
+    spanCount: n,
+    claims: new Uint32Array(new SharedArrayBuffer(Math.max(4, n * 4))),
+    shared: new UploadShared({ parties, schedule }),
+    bytes: spans.reduce((b, s) => b + s.bytes, 0),
   };
 }
 
-/**
- * Spans flattened into shared memory, so every worker reads the same list with
- * no copy: span i is data[index[i]..]: file offset, bytes, piece count, then
- * (slot offset, arena offset, bytes) per piece.
- */
-export interface PackedSpans {
-  readonly index: Float64Array;
-  readonly data: Float64Array;
+export function jobMessage(job: UploadJob): UploadJobMessage {
+  return { spans: job.spans, spanCount: job.spanCount, claims: job.claims, shared: job.shared.buffer };
 }
 
-export function packSpans(spans: readonly UploadSpan[]): PackedSpans {
-  const size = spans.reduce((n, s) => n + 3 + s.pieces.length, 0);
-  const index = new Float64Array(new SharedArrayBuffer(Math.max(8, spans.length * 8)), 0, spans.length);
-  const data = new Float64Array(new SharedArrayBuffer(Math.max(8, size * 8)), 0, size);
-  let at = 0;
-  spans.forEach((s, i) => {
-    index[i] = at;
-    data[at] = s.fileOffset;
-    data[at + 1] = s.bytes;
-    data[at + 2] = s.pieces.length / 3;
-    data.set(s.pieces, at + 3);
-    at += 3 + s.pieces.length;
-  });
-  return { index, data };
-}
-
-export interface SpanRun {
-  readonly fd: number;
-  readonly path: string;
-  readonly stager: Stager;
-  readonly arena: Pointer;
-  readonly spans: PackedSpans;
-  /** How many runs share the cursor (the workers), which sizes the runs taken. */
-  readonly parties: number;
-  readonly schedule: Schedule;
-  readonly signals: UploadSignals;
-  /** Called after each span with the bytes uploaded so far by this run (the main-thread mode's progress). */
-  readonly afterSpan?: (bytes: number) => void;
+export function jobFromMessage(m: UploadJobMessage): UploadJob {
+  return { spans: m.spans, spanCount: m.spanCount, claims: m.claims, shared: new UploadShared(m.shared), bytes: 0 };
 }
 
 /**
- * How the workers split the spans: "tapered" (runs of 1/P of the spans left, the
- * default), "guided" (1/(2P) of the spans left), "chunks" (runs of 4 spans),
- * "shares" (one contiguous run per worker). The others are kept for the benchmark.
+ * The invariant of every upload, checked after it: each span was claimed by
+ * exactly one thread (a second claim fails in the native step), none was left,
+ * and the bytes the threads moved are the bytes the plan reads. Null when it holds.
  */
-export type Schedule = "guided" | "tapered" | "chunks" | "shares";
-
-/** Claims the next run of spans: [first, end), or null when none are left. */
-function claim(next: Int32Array, total: number, parties: number, schedule: Schedule): [number, number] | null {
-  for (;;) {
-    const first = Atomics.load(next, 0);
-    if (first >= total) return null;
-    const take =
-      schedule === "chunks" ? 4
-      : schedule === "shares" ? Math.ceil(total / parties)
-      : Math.max(1, Math.ceil((total - first) / (schedule === "tapered" ? parties : 2 * parties)));
-    if (Atomics.compareExchange(next, 0, first, first + take) === first) return [first, Math.min(total, first + take)];
+export function uploadInvariantBroken(job: UploadJob, movedBytes: number): string | null {
+  const unclaimed = job.claims.findIndex((c) => c === 0);
+  if (unclaimed >= 0) return `span ${unclaimed} of ${job.spanCount} was never claimed`;
+  if (job.shared.nextSpan < job.spanCount) return `the cursor stopped at span ${job.shared.nextSpan} of ${job.spanCount}`;
+  if (movedBytes !== job.bytes || job.shared.bytesDone !== job.bytes) {
+    return `the threads moved ${movedBytes} bytes (counted ${job.shared.bytesDone}); the plan reads ${job.bytes}`;
   }
+  return null;
 }
 
-export function runSpans(run: SpanRun): number {
-  const { stager, signals } = run;
-  const { index, data } = run.spans;
-  const slots = stager.slots.length;
-  let uploaded = 0;
-  let k = 0;
-  const next = () => claim(signals.next, index.length, run.parties, run.schedule);
-  for (let r = next(); r; r = next()) {
-    for (let i = r[0]; i < r[1]; i++, k++) {
-      if (Atomics.load(signals.stop, 0) !== 0) throw cancelled();
-      const at = index[i]!;
-      const bytes = data[at + 1]!;
-      const pieces = new BigUint64Array(3 * data[at + 2]!);
-      for (let p = 0; p < pieces.length; p++) pieces[p] = BigInt(data[at + 3 + p]!);
-      const slot = k % slots;
-      stager.wait(slot);
-      readFully(run, stager.slots[slot]!.subarray(0, bytes), data[at]!);
-      stager.upload(slot, run.arena, pieces);
-      uploaded += bytes;
-      Atomics.add(signals.progress, 0, BigInt(bytes));
-      run.afterSpan?.(uploaded);
-    }
-  }
-  stager.sync();
-  return uploaded;
+// ─── host checksums of file ranges (verify) ───────────────────────────────────
+
+/** Tensors are checksummed in chunks of this much, so one large tensor spreads over every thread. */
+export const CHECKSUM_CHUNK = 4 * 1024 * 1024;
+
+export interface ChecksumJob {
+  /** (fd, file offset, bytes, first word) per chunk. */
+  readonly chunks: BigUint64Array;
+  /** The partial sum of each chunk, filled by the threads. */
+  readonly sums: BigUint64Array;
+  readonly shared: UploadShared;
+  /** Chunks [first[t], first[t + 1]) belong to range t. */
+  readonly first: readonly number[];
 }
 
-function readFully(run: SpanRun, dst: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < dst.length) {
-    let n: number;
-    try {
-      n = readSync(run.fd, dst, done, dst.length - done, position + done);
-    } catch (e) {
-      throw new LoadError("NOT_READABLE", `${run.path}: reading ${dst.length} bytes at ${position} failed: ${(e as Error).message}`, "check the disk and the file's permissions", { cause: e });
-    }
-    if (n === 0) {
-      throw new LoadError("FILE_CHANGED", `${run.path} ended at byte ${position + done} during the load: it was truncated while being read`, "make sure nothing writes the file while it loads, then load it again");
-    }
-    done += n;
+/** Chunks of `ranges` (each a file range of a shard), in shared memory. */
+export function newChecksumJob(ranges: readonly { shard: number; fileOffset: number; bytes: number }[], fds: readonly number[]): ChecksumJob {
+  const first: number[] = [];
+  const quads: number[] = [];
+  for (const r of ranges) {
+    first.push(quads.length / 4);
+    for (let done = 0; done < r.bytes; done += CHECKSUM_CHUNK) quads.push(fds[r.shard]!, r.fileOffset + done, Math.min(CHECKSUM_CHUNK, r.bytes - done), done / 8);
   }
+  first.push(quads.length / 4);
+  const chunks = new BigUint64Array(new SharedArrayBuffer(Math.max(8, quads.length * 8)), 0, quads.length);
+  quads.forEach((q, i) => (chunks[i] = BigInt(q)));
+  const n = quads.length / 4;
+  return { chunks, sums: new BigUint64Array(new SharedArrayBuffer(Math.max(8, n * 8)), 0, n), shared: new UploadShared({ parties: 1, schedule: "chunks" }), first };
+}
+
+/** The raw sum of range t: its chunks' partial sums added (mod 2^64). */
+export function rangeSum(job: ChecksumJob, t: number): bigint {
+  let sum = 0n;
+  for (let c = job.first[t]!; c < job.first[t + 1]!; c++) sum += job.sums[c]!;
+  return BigInt.asUintN(64, sum);
 }

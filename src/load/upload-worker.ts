@@ -1,61 +1,91 @@
 // An upload worker: opens the library, creates the device context and its own
-// pinned ring on init, then runs the spans it is given. Native calls block the
-// thread they run on; several workers read and copy in parallel.
+// pinned ring on init (and publishes the ring's handle, so the pool can free it
+// should this thread die), then runs the jobs it is given: uploads, and host
+// checksums for verify. Native calls block the thread they run on; several
+// workers read and copy in parallel. Each native step does a few spans and
+// returns, so a terminate() takes effect between steps.
 
 import type { Pointer } from "bun:ffi";
-import { Device, openCuda, Stager } from "../cuda/index.ts";
-import { toLoadError } from "./errors.ts";
-import { runSpans, type UploadSignals } from "./spans.ts";
+import { checksumFileStep, Device, openCudaAt, Stager, UploadShared, uploadStep } from "../cuda/index.ts";
+import { CHECKSUM_CHUNK, jobFromMessage } from "./spans.ts";
 import type { FromWorker, ToWorker } from "./worker-protocol.ts";
 
 declare const self: Worker;
 
+/** Spans (2 MiB each by default) per native step: short enough to stop promptly. */
+const SPANS_PER_STEP = 4;
+const CHUNKS_PER_STEP = 4;
+
+let id = -1;
 let stager: Stager | null = null;
-let signals: UploadSignals | null = null;
+let handles: BigUint64Array | null = null;
+let checksumBuffer: Uint8Array | null = null;
 
 const send = (m: FromWorker) => self.postMessage(m);
 
 function fail(e: unknown): void {
-  const err = toLoadError(e);
-  const detail = err.cause instanceof Error ? err.cause.message : undefined;
-  send({ type: "error", error: { name: err.name, code: err.code, message: err.message, hint: err.hint, detail } });
+  const err = e instanceof Error ? e : new Error(String(e));
+  const fields = err as Error & { code?: string; hint?: string; cudaError?: number; osError?: number };
+  send({ type: "error", error: { name: err.name, code: fields.code ?? "UPLOAD_FAILED", message: err.message, hint: fields.hint ?? "", cudaError: fields.cudaError, osError: fields.osError } });
 }
 
-self.onmessage = async (event: MessageEvent<ToWorker>) => {
+function closeRing(): void {
+  if (handles && id >= 0) handles[id] = 0n;
+  const s = stager;
+  stager = null;
+  s?.close();
+}
+
+self.onmessage = (event: MessageEvent<ToWorker>) => {
   const m = event.data;
   try {
     switch (m.type) {
       case "init": {
         const t = performance.now();
-        await openCuda(m.libraryPath);
-        Device.open(m.device).close();
-        stager = Stager.create(m.device, m.slots, m.slotBytes);
-        signals = m.signals;
+        id = m.id;
+        handles = m.handles;
+        openCudaAt(m.libraryPath);
+        if (m.device !== null) {
+          Device.open(m.device).close();
+          stager = Stager.create(m.device, m.slots, m.slotBytes);
+          handles[id] = BigInt(stager.handle);
+        }
         send({ type: "ready", initMs: performance.now() - t });
         break;
       }
       case "upload": {
-        if (!stager || !signals) throw new Error("upload before init");
+        if (!stager) throw new Error("upload before init, or on a checksum-only worker");
         const t = performance.now();
-        const bytes = runSpans({ fd: m.fd, path: m.path, stager, arena: m.arena as Pointer, spans: m.spans, parties: m.parties, schedule: m.schedule, signals });
+        const job = jobFromMessage(m.job);
+        const run = new Int32Array(2);
+        let bytes = 0;
+        for (let step = { bytes: 0, finished: false }; !step.finished; ) {
+          step = uploadStep(stager, m.arena as Pointer, job, id, run, SPANS_PER_STEP);
+          bytes += step.bytes;
+        }
         send({ type: "done", bytes, ms: performance.now() - t });
         break;
       }
+      case "checksum": {
+        checksumBuffer ??= new Uint8Array(CHECKSUM_CHUNK);
+        const shared = new UploadShared(m.shared);
+        while (!checksumFileStep(m.chunks, m.sums, shared, checksumBuffer, CHUNKS_PER_STEP).finished);
+        send({ type: "checksummed" });
+        break;
+      }
       case "close":
-        stager?.close();
-        stager = null;
+        closeRing();
         send({ type: "closed" });
+        break;
+      case "crash":
+        // For tests: an exception outside the handler's care, as a bug would throw.
+        queueMicrotask(() => {
+          throw new Error(m.message);
+        });
         break;
     }
   } catch (e) {
-    // Let the others stop early, and let copies already enqueued finish before
-    // the main thread frees the arena they write to. The ring is freed on close.
-    if (signals) Atomics.store(signals.stop, 0, 1);
-    try {
-      stager?.sync();
-    } catch {
-      // the stream is already broken; close() still frees the ring
-    }
+    // The native step already stopped the others and drained this ring's stream.
     fail(e);
   }
 };

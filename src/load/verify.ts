@@ -1,13 +1,14 @@
 // Proof that VRAM holds exactly the file's bytes: every tensor's checksum is
 // computed on the GPU over its VRAM and on the host over a fresh read of the
-// file, and the two must be equal.
+// file, and the two must be equal. The host side reads by tensor (file offset
+// and size, as the header says), not by upload span, so it also checks the
+// span arithmetic; it runs in parallel over the loader's workers, chunk by chunk.
 
-import { closeSync, openSync, readSync, statSync } from "node:fs";
-import { finishChecksum, hostChecksumPartial, type Model } from "../cuda/index.ts";
+import { closeSync, openSync, statSync } from "node:fs";
+import { finishChecksum, type Model } from "../cuda/index.ts";
 import { LoadError } from "./errors.ts";
-
-/** Read size for the host side; a multiple of 8 so partial checksums line up. */
-const CHUNK = 16 * 1024 * 1024;
+import { checksumHere, type UploadPool } from "./pool.ts";
+import { newChecksumJob, rangeSum } from "./spans.ts";
 
 export interface VerifyReport {
   readonly tensors: number;
@@ -15,34 +16,48 @@ export interface VerifyReport {
   readonly ms: number;
 }
 
-export function verifyModel(model: Model): VerifyReport {
-  const t0 = performance.now();
-  const tensors = [...model.tensors.values()].filter((t) => !t.aliasOf);
-  const onGpu = model.arena.checksums(tensors.map((t) => ({ offset: t.offset, bytes: t.bytes })));
-  const buf = new Uint8Array(CHUNK);
+/**
+ * Checks a loaded model against its file, reading the file again from its path
+ * (on this thread, yielding between chunks; a Loader's verify() or the
+ * `verify` load option spread the reading over the upload workers).
+ */
+export async function verifyModel(model: Model): Promise<VerifyReport> {
   const path = model.source.path;
-  const fd = openSync(path, "r");
-  const mismatched: string[] = [];
-  let bytes = 0;
+  let fd: number;
   try {
-    tensors.forEach((t, i) => {
-      let sum = 0n;
-      for (let done = 0; done < t.bytes; ) {
-        const n = Math.min(CHUNK, t.bytes - done);
-        const got = readSync(fd, buf, 0, n, t.fileOffset + done);
-        if (got !== n) throw new LoadError("FILE_CHANGED", `${path} is shorter than when it was loaded: ${t.name} cannot be read back`, "the file changed after the load; load it again");
-        sum += hostChecksumPartial(buf.subarray(0, n), done / 8);
-        done += n;
-      }
-      bytes += t.bytes;
-      if (finishChecksum(sum, t.bytes) !== onGpu[i]) mismatched.push(t.name);
-    });
+    fd = openSync(path, "r");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw code === "ENOENT"
+      ? new LoadError("FILE_CHANGED", `${path} no longer exists, so VRAM cannot be checked against it`, "the file was removed or renamed after the load; load it again from where it is now")
+      : new LoadError("NOT_READABLE", `${path} cannot be opened to verify it (${code})`, "check the file's permissions");
+  }
+  try {
+    return await verifyAgainst(model, [fd], null);
   } finally {
     closeSync(fd);
   }
+}
+
+/** Checks `model` against the files open as `fds` (by shard), on `pool`'s workers or on this thread. */
+export async function verifyAgainst(model: Model, fds: readonly number[], pool: UploadPool | null): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const path = model.source.path;
+  const tensors = [...model.tensors.values()].filter((t) => !t.aliasOf);
+  const onGpu = model.arena.checksums(tensors.map((t) => ({ offset: t.offset, bytes: t.bytes })));
+  const job = newChecksumJob(tensors, fds);
+  if (pool) await pool.checksums(job, path);
+  else await checksumHere(job, path);
+
+  const mismatched = tensors.filter((t, i) => finishChecksum(rangeSum(job, i), t.bytes) !== onGpu[i]).map((t) => t.name);
   if (mismatched.length > 0) {
-    const st = statSync(path);
-    const changed = st.size !== model.source.fileSize || st.mtimeMs !== model.source.mtimeMs;
+    let changed = true;
+    try {
+      const st = statSync(path);
+      changed = st.size !== model.source.fileSize || st.mtimeMs !== model.source.mtimeMs;
+    } catch {
+      // gone: certainly changed
+    }
     const more = mismatched.length > 1 ? ` and ${mismatched.length - 1} more tensor${mismatched.length > 2 ? "s" : ""}` : "";
     throw new LoadError(
       "VERIFY_FAILED",
@@ -50,5 +65,5 @@ export function verifyModel(model: Model): VerifyReport {
       changed ? "the file changed after it was loaded; load it again" : "the upload or the GPU memory is faulty: load again, and check `nvidia-smi -q -d ECC`",
     );
   }
-  return { tensors: tensors.length, bytes, ms: performance.now() - t0 };
+  return { tensors: tensors.length, bytes: tensors.reduce((n, t) => n + t.bytes, 0), ms: performance.now() - t0 };
 }

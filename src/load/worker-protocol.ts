@@ -1,29 +1,36 @@
-// Messages between the main thread and an upload worker.
+// Messages between the main thread and an upload worker. A worker answers each
+// request with exactly one reply, in order.
 
-import type { PackedSpans, Schedule, UploadSignals } from "./spans.ts";
+import type { UploadJobMessage } from "./spans.ts";
 
 export interface WorkerInit {
   readonly type: "init";
   readonly libraryPath: string;
-  readonly device: number;
+  /** The worker's index in the pool: it writes its ring's native handle at handles[id]. */
+  readonly id: number;
+  /** The CUDA device of its ring; null for a worker that only checksums files (no context, no ring). */
+  readonly device: number | null;
   readonly slots: number;
   readonly slotBytes: number;
-  readonly signals: UploadSignals;
+  /** Where workers publish their ring's handle, so the pool can free it if a worker dies. */
+  readonly handles: BigUint64Array;
 }
 
 export interface WorkerUpload {
   readonly type: "upload";
-  readonly fd: number;
-  readonly path: string;
   /** The arena's native handle (same process, so valid in every thread). */
   readonly arena: number;
-  /** Every span of the load, in shared memory; workers take them from signals.next. */
-  readonly spans: PackedSpans;
-  readonly parties: number;
-  readonly schedule: Schedule;
+  readonly job: UploadJobMessage;
 }
 
-export type ToWorker = WorkerInit | WorkerUpload | { readonly type: "close" };
+export interface WorkerChecksum {
+  readonly type: "checksum";
+  readonly chunks: BigUint64Array;
+  readonly sums: BigUint64Array;
+  readonly shared: SharedArrayBuffer;
+}
+
+export type ToWorker = WorkerInit | WorkerUpload | WorkerChecksum | { readonly type: "close" } | { readonly type: "crash"; readonly message: string };
 
 /** An error crossing the thread boundary: enough to rebuild a LoadError. */
 export interface WorkerErrorData {
@@ -31,12 +38,14 @@ export interface WorkerErrorData {
   readonly code: string;
   readonly message: string;
   readonly hint: string;
-  /** The underlying error's message (the library's, with file and line), for --debug. */
-  readonly detail?: string;
+  /** For the library's errors: the cudaError_t and errno behind them. */
+  readonly cudaError?: number;
+  readonly osError?: number;
 }
 
 export type FromWorker =
   | { readonly type: "ready"; readonly initMs: number }
   | { readonly type: "done"; readonly bytes: number; readonly ms: number }
+  | { readonly type: "checksummed" }
   | { readonly type: "closed" }
   | { readonly type: "error"; readonly error: WorkerErrorData };
