@@ -2,13 +2,16 @@
 // Q4_K_M parses (5.9 MB: 151,936 tokens, 151,387 merges, 291 tensor infos).
 // Reports the first parse of fresh processes (cold JIT) and the median of warm
 // parses in one process. Target: ≤ 15 ms. gguf-py's GGUFReader takes ~8 s.
+// Then hostile headers (bench/hostile.ts): each read or refused by `bun run
+// inspect` in ≤ 3 s and ≤ 768 MiB peak RSS.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { qwenTokenizer } from "../src/fixtures/tokenizer.ts";
 import { readGguf } from "../src/gguf/index.ts";
+import { hostileHeaders } from "./hostile.ts";
 import { resultsDir, stats, type Stats } from "./stats.ts";
 
 const TARGET_MS = 15;
@@ -48,7 +51,15 @@ console.log(row(`warm (${WARM_RUNS} parses, one process)`, hot));
 console.log(row(`cold (first parse, ${FRESH_PROCESSES} processes)`, cold));
 console.log(`target ≤ ${TARGET_MS} ms (warm median): ${hot.median <= TARGET_MS ? "met" : "MISSED"}`);
 
+console.log("\nhostile headers, each read by `bun run inspect` in a fresh process (target ≤ 3 s, ≤ 768 MiB):");
+const hostile = existsSync("/usr/bin/time") ? hostileHeaders() : [];
+for (const h of hostile) {
+  const ok = h.ms <= 3000 && h.peakRssBytes <= 768 * 2 ** 20;
+  console.log(`  ${h.what.padEnd(62)} ${(h.ms / 1000).toFixed(2).padStart(6)} s ${(h.peakRssBytes / 2 ** 20).toFixed(0).padStart(5)} MiB  ${ok ? "met" : "MISSED"}  ${h.outcome}`);
+}
+if (hostile.length === 0) console.log("  (skipped: needs GNU time at /usr/bin/time for the peak RSS)");
+
 mkdirSync(resultsDir(), { recursive: true });
 const out = join(resultsDir(), "parse.json");
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), file: path, headerBytes: g.headerBytes, tokenizer, cpu: cpus()[0]?.model, cores: cpus().length, warm: hot, cold, targetMs: TARGET_MS }, null, 2));
+writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), file: path, headerBytes: g.headerBytes, tokenizer, cpu: cpus()[0]?.model, cores: cpus().length, warm: hot, cold, targetMs: TARGET_MS, hostile }, null, 2));
 console.log(`wrote ${out}`);

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { DEFAULT_OPTIONS, FuzzEngine, buildCorpus, fromHex, hexDump, judge, judgeBlob, Prng, runFuzz } from "../src/fuzz/index.ts";
 import { editModel, modelCorpus } from "../src/fuzz/model-fuzz.ts";
 import { expectation, judgeModel } from "../src/fuzz/model-oracle.ts";
-import { mutate } from "../src/fuzz/mutate.ts";
+import { MUTATORS, mutate, type FuzzInput } from "../src/fuzz/mutate.ts";
 import { GGUF_ERROR_CODES, GgufError, readGguf } from "../src/gguf/index.ts";
 import { inputBlob } from "../src/fuzz/oracle.ts";
 
@@ -48,12 +48,36 @@ describe("the corpus", () => {
     }
   });
 
-  test("the seed files cover v1, v2 and v3, every value type, nested arrays and an explicit alignment", async () => {
+  test("the seed files cover v1, v2 and v3, every value type and an explicit alignment", async () => {
     const corpus = await buildCorpus();
     expect(new Set(corpus.map((s) => s.version))).toEqual(new Set([1, 2, 3]));
     expect(corpus.map((s) => s.name)).toEqual(expect.arrayContaining(["base", "all-types", "tiny-qwen2-q4_k_m", "tiny-llama-mixed"]));
     const kinds = new Set(corpus.flatMap((s) => [...s.fields.keys()]));
     expect(kinds.size).toBe(15);
+  });
+});
+
+describe("the width mutator", () => {
+  test("adds up to a megabyte of array items or renamed records; every such header is read or refused", async () => {
+    const corpus = await buildCorpus();
+    const rng = new Prng(0x71d7);
+    const grown: number[] = [];
+    const outcomes = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const seed = corpus[i % corpus.length]!;
+      const input: FuzzInput = { head: seed.head.slice(), dataBytes: seed.dataBytes };
+      const step = MUTATORS.widen!.apply({ rng, seed, input });
+      if (step === null) continue;
+      grown.push(input.head.length - seed.head.length);
+      const v = await judge(input);
+      expect([step, v.kind]).not.toEqual([step, "crash"]);
+      outcomes.add(v.kind === "rejected" ? v.code : v.kind);
+    }
+    expect(grown.length).toBeGreaterThan(40);
+    expect(Math.max(...grown)).toBeGreaterThan(500_000);
+    expect(Math.max(...grown)).toBeLessThanOrEqual((1 << 20) + 64);
+    // Widened files are read, and some are refused for their width.
+    expect(outcomes.has("parsed")).toBe(true);
   });
 });
 

@@ -17,7 +17,7 @@ const TENSORS: WriteTensor[] = [
 ];
 
 describe("metadata values", () => {
-  test("all 13 value types, empty and nested arrays read back exactly", async () => {
+  test("all 13 value types and arrays of each (empty ones too) read back exactly", async () => {
     const g = await readGguf(blob(fileBytes(encodeHeader({ metadata: ALL_TYPES, tensors: [] }))));
     const get = (k: string): GgufValue => g.get(k)!;
     expect(get("t.u8")).toEqual({ type: "u8", value: 255 });
@@ -43,19 +43,7 @@ describe("metadata values", () => {
     expect([...(arr("t.array.u64").items as BigUint64Array)]).toEqual([2n ** 63n + 5n, 1n]);
     expect(arr("t.array.bool").itemType).toBe("bool");
     expect((arr("t.array.string").items as StringArray).toArray()).toEqual(["", "a", "ü", "x".repeat(300)]);
-    const nested = arr("t.array.nested");
-    expect(nested.itemType).toBe("array");
-    const [first, second] = nested.items as readonly { itemType: string; items: unknown }[];
-    expect((first!.items as StringArray).get(0)).toBe("in");
-    expect([...(second!.items as Int32Array)]).toEqual([-9]);
     expect(arr("t.array.empty")).toMatchObject({ itemType: "f64", length: 0 });
-    // Seven arrays deep, each holding the next and an empty string array.
-    let deep = arr("t.array.empties");
-    for (let d = 0; d < 7; d++) {
-      expect(deep.itemType).toBe("array");
-      deep = (deep.items as readonly GgufArray[])[0]!;
-    }
-    expect(deep.length).toBe(0);
   });
 
   test("keys keep file order", async () => {

@@ -227,6 +227,57 @@ const copyRecord: Mutator = (ctx) => {
   return `${drop ? "drop" : "duplicate"} ${r.kind} record at ${r.start}..${r.end}${adjust ? `, ${count.kind} follows` : ""}`;
 };
 
+/** Bytes of one item of each fixed-width GGUF value type (strings take their length field). */
+const ITEM_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+/** Width mutators add at most this much, so a run stays fast (real headers are 6–30 MB; test/fuzz-regressions.test.ts reads an 84 MB one). */
+const MAX_WIDENED_BYTES = 1 << 20;
+
+/**
+ * Width, not depth: an array gets thousands to a million more items (empty or
+ * one-byte strings, zeros), or a key or tensor record is repeated under new
+ * names up to past the reader's count limits. What the header costs in memory
+ * must stay within a small factor of its size, and reading it within the hang
+ * limit.
+ */
+const widen: Mutator = (ctx) => {
+  const { rng, input, seed } = ctx;
+  const w = seed.sizeWidth;
+  if (rng.chance(0.5)) {
+    const f = pickField(ctx, ["arrayLength"]);
+    if (!f || f.at < 4) return null;
+    const itemType = Number(readUint(input.head, f.at - 4, 4));
+    const oneByte = itemType === 8 && rng.chance(0.5);
+    const itemBytes = itemType === 8 ? w + (oneByte ? 1 : 0) : ITEM_BYTES[itemType];
+    if (!itemBytes) return null;
+    const n = Math.min(rng.pick([1_000, 65_536, 1_000_000]), Math.floor(MAX_WIDENED_BYTES / itemBytes));
+    const items = new Uint8Array(n * itemBytes);
+    if (itemType === 8) for (let i = 0; i < n; i++) writeUint(items, i * itemBytes, w, oneByte ? 1n : 0n);
+    const after = f.at + f.width;
+    if (after > input.head.length) return null;
+    input.head = splice(input.head, after, 0, items);
+    writeUint(input.head, f.at, f.width, readUint(input.head, f.at, f.width) + BigInt(n));
+    return `${n} more ${oneByte ? "one-byte strings" : itemType === 8 ? "empty strings" : `items of type ${itemType}`} in the array at ${f.at}`;
+  }
+  if (seed.records.length === 0) return null;
+  const r = rng.pick(seed.records);
+  if (r.end > input.head.length) return null;
+  const record = input.head.slice(r.start, r.end);
+  const nameAt = w; // the key or name starts after its length field
+  const nameBytes = Number(readUint(record, 0, w));
+  if (nameBytes < 3 || nameAt + nameBytes > record.length) return null;
+  const n = Math.min(rng.pick([1_000, 65_537, 262_145]), Math.floor(MAX_WIDENED_BYTES / record.length));
+  const copies = new Uint8Array(n * record.length);
+  for (let i = 0; i < n; i++) {
+    copies.set(record, i * record.length);
+    // A new name for each copy: its last three bytes count in base 64 over printable ASCII.
+    for (let d = 0, k = i + 1; d < 3; d++, k = Math.floor(k / 64)) copies[i * record.length + nameAt + nameBytes - 1 - d] = 0x30 + (k % 64);
+  }
+  input.head = splice(input.head, r.end, 0, copies);
+  const count = seed.fields.get(r.kind === "key" ? "keyCount" : "tensorCount")![0]!;
+  writeUint(input.head, count.at, count.width, readUint(input.head, count.at, count.width) + BigInt(n));
+  return `${n} renamed copies of the ${r.kind} record at ${r.start}`;
+};
+
 // ─── cases ────────────────────────────────────────────────────────────────────
 
 export const MUTATORS: Readonly<Record<string, { readonly weight: number; readonly apply: Mutator }>> = {
@@ -243,6 +294,7 @@ export const MUTATORS: Readonly<Record<string, { readonly weight: number; readon
   setAlignment: { weight: 1, apply: setAlignment },
   setVersion: { weight: 1, apply: setVersion },
   copyRecord: { weight: 2, apply: copyRecord },
+  widen: { weight: 0.3, apply: widen }, // about 1 case in 100: each reads up to a megabyte more
 };
 
 const NAMES = Object.keys(MUTATORS);

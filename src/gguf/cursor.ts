@@ -15,7 +15,7 @@ export class NeedMore {
  * either a truncated file or a corrupt field. Below these limits it is taken for
  * truncation, the far likelier cause; above them no real file makes it.
  */
-export const PLAUSIBLE = { count: 1n << 24n, stringBytes: 1n << 30n, arrayItems: 1n << 28n } as const;
+export const PLAUSIBLE = { stringBytes: 1n << 30n, arrayItems: 1n << 28n } as const;
 
 export function truncatedClaim(what: string, claim: string, left: number, at: number) {
   return corrupt("TRUNCATED", `the file ends inside ${what}: ${claim}, but only ${left} bytes are left`, at, TRUNCATED_HINT);

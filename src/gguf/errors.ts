@@ -10,7 +10,7 @@ export const GGUF_ERROR_CODES = [
   "COUNT_TOO_LARGE", // tensor or key count cannot fit in the file
   "STRING_TOO_LONG",
   "ARRAY_TOO_LONG",
-  "ARRAY_TOO_DEEP",
+  "NESTED_ARRAY", // an array of arrays: ggml refuses them, and they cost far more memory than file bytes
   "BAD_VALUE_TYPE",
   "BAD_BOOL",
   "BAD_UTF8",

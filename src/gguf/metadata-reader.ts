@@ -1,6 +1,9 @@
 // Reading one metadata value at the cursor. Every length and count is checked
 // against the bytes left in the file before anything is allocated, and every
-// string is checked to be UTF-8.
+// string is checked to be UTF-8. What a value costs in memory stays within a
+// small factor of what it takes in the file: numeric arrays are one copy, a
+// string array two u32 per string, and arrays of arrays (12 bytes of file for
+// an empty one, a JS object in memory) are refused, as ggml refuses them.
 
 import { isUtf8 } from "node:buffer";
 import type { Cursor } from "./cursor.ts";
@@ -9,8 +12,6 @@ import { corrupt } from "./errors.ts";
 import { FIXED_VALUE_BYTES, GgufValueType, StringArray, VALUE_TYPE_NAMES } from "./values.ts";
 import type { GgufArray, GgufValue } from "./values.ts";
 
-/** Arrays of arrays deeper than this are refused: no real file nests at all, and depth costs stack. */
-export const MAX_ARRAY_DEPTH = 8;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -53,7 +54,7 @@ export function readValueType(c: Cursor, what: string): GgufValueType {
   return t as GgufValueType;
 }
 
-export function readValue(c: Cursor, type: GgufValueType, what: string, depth = 0): GgufValue {
+export function readValue(c: Cursor, type: GgufValueType, what: string): GgufValue {
   const v = c.window.view;
   const fixed = FIXED_VALUE_BYTES[type];
   if (fixed !== undefined) c.need(fixed, what);
@@ -88,20 +89,22 @@ export function readValue(c: Cursor, type: GgufValueType, what: string, depth = 
     case GgufValueType.STRING:
       return { type: "string", value: readString(c, what) };
     case GgufValueType.ARRAY:
-      return readArray(c, what, depth + 1);
+      return readArray(c, what);
   }
 }
 
 // ─── arrays ───────────────────────────────────────────────────────────────────
 
-function readArray(c: Cursor, what: string, depth: number): GgufArray {
+function readArray(c: Cursor, what: string): GgufArray {
   const at = c.pos;
-  if (depth > MAX_ARRAY_DEPTH) throw corrupt("ARRAY_TOO_DEEP", `${what} nests arrays more than ${MAX_ARRAY_DEPTH} deep`, at);
   const itemType = readValueType(c, `the items of ${what}`);
+  if (itemType === GgufValueType.ARRAY) {
+    throw corrupt("NESTED_ARRAY", `${what} is an array of arrays, which GGUF readers do not accept (ggml refuses it too)`, at, "the file was written by a tool that nests arrays; llama.cpp cannot load it either: write the value as a flat array");
+  }
   const lengthAt = c.pos;
   const n = c.size(`the length of ${what}`);
   // Each item takes at least its fixed width, or its length field: check before allocating.
-  const minItem = FIXED_VALUE_BYTES[itemType] ?? (itemType === GgufValueType.ARRAY ? 4 + c.sizeWidth : c.sizeWidth);
+  const minItem = FIXED_VALUE_BYTES[itemType] ?? c.sizeWidth;
   if (n * BigInt(minItem) > BigInt(c.fileRemaining)) {
     if (n <= PLAUSIBLE.arrayItems) throw truncatedClaim(what, `it has ${n} items of at least ${minItem} bytes`, c.fileRemaining, lengthAt);
     throw corrupt("ARRAY_TOO_LONG", `${what} claims ${n} items of at least ${minItem} bytes; only ${c.fileRemaining} bytes are left in the file`, lengthAt);
@@ -137,14 +140,6 @@ function readArray(c: Cursor, what: string, depth: number): GgufArray {
     }
     case GgufValueType.STRING:
       return { type: "array", length, itemType: "string", items: readStringArray(c, length, what) };
-    case GgufValueType.ARRAY: {
-      const items: GgufArray[] = [];
-      for (let i = 0; i < length; i++) {
-        const inner = readValue(c, GgufValueType.ARRAY, `item ${i} of ${what}`, depth);
-        items.push(inner as GgufArray);
-      }
-      return { type: "array", length, itemType: "array", items };
-    }
   }
 }
 

@@ -7,7 +7,7 @@
 // window throws NeedMore, the window grows, and that item alone is read again.
 
 import { readSync, statSync } from "node:fs";
-import { Cursor, NeedMore, PLAUSIBLE, truncatedClaim, Window } from "./cursor.ts";
+import { Cursor, NeedMore, truncatedClaim, Window } from "./cursor.ts";
 import { corrupt, GgufError } from "./errors.ts";
 import { isByteSwappedVersion, isGgufMagic, notGguf, SUPPORTED_VERSIONS } from "./magic.ts";
 import { readString, readValue, readValueType, type StringScan } from "./metadata-reader.ts";
@@ -18,6 +18,14 @@ import type { GgufValue } from "./values.ts";
 export const DEFAULT_ALIGNMENT = 32;
 /** GGUF keys are at most 65535 bytes (the spec). */
 export const MAX_KEY_BYTES = 65_535;
+/**
+ * What a header may declare. Each key or tensor info becomes objects of a few
+ * hundred bytes, against 12–40 bytes in the file, so these bound what a hostile
+ * header can cost in memory (about 30 MiB and 250 MiB). Real models have a few
+ * dozen keys and at most a few thousand tensors (DeepSeek-V3: 1,025).
+ */
+export const MAX_METADATA_KEYS = 65_536;
+export const MAX_TENSORS = 262_144;
 const ALIGNMENT_KEY = "general.alignment";
 
 export interface ReadOptions {
@@ -180,11 +188,15 @@ class ParseState {
     const minTensor = BigInt(this.sizeWidth + 4 + this.sizeWidth + 4 + 8);
     const minKey = BigInt(this.sizeWidth + 4 + 1);
     const left = BigInt(this.fileSize - c.pos);
+    // Within the limits, a count the rest of the file cannot hold is a cut file.
     const claim = (count: bigint, what: string, at: number) => {
-      if (count * (what === "tensors" ? minTensor : minKey) <= left) return;
-      if (count <= PLAUSIBLE.count) throw truncatedClaim(`the ${what === "tensors" ? "tensor infos" : "metadata"}`, `the header claims ${count} ${what}`, Number(left), at);
-      throw corrupt("COUNT_TOO_LARGE", `the header claims ${count} ${what}; ${left} bytes cannot hold that many`, at);
+      if (count * (what === "tensors" ? minTensor : minKey) > left) throw truncatedClaim(`the ${what === "tensors" ? "tensor infos" : "metadata"}`, `the header claims ${count} ${what}`, Number(left), at);
     };
+    const limit = (count: bigint, max: number, what: string, real: string, at: number) => {
+      if (count > BigInt(max)) throw corrupt("COUNT_TOO_LARGE", `the header declares ${count} ${what}; gguf-vram reads at most ${max.toLocaleString("en-US")} (${real})`, at, "the file is corrupt or hostile: no model has that many");
+    };
+    limit(tensors, MAX_TENSORS, "tensors", "the largest models have a few thousand", tensorsAt);
+    limit(keys, MAX_METADATA_KEYS, "metadata keys", "a model has a few dozen", keysAt);
     claim(tensors, "tensors", tensorsAt);
     claim(keys, "metadata keys", keysAt);
     if (tensors * minTensor + keys * minKey > left) throw truncatedClaim("the header", `it claims ${tensors} tensors and ${keys} metadata keys`, Number(left), tensorsAt);
