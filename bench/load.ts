@@ -9,11 +9,11 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { boolFlag, parseFlags, splitArgs } from "../src/cli/args.ts";
+import { boolFlag, intFlag, parseFlags, splitArgs, UsageError } from "../src/cli/args.ts";
 import { runMain } from "../src/cli/main.ts";
 import { deviceInfo, measureH2D, openCuda, versions } from "../src/cuda/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
-import { defaultTuning, Loader, type UploadTuning } from "../src/load/index.ts";
+import { defaultTuning, Loader, toLoadError, type UploadTuning } from "../src/load/index.ts";
 import type { Schedule } from "../src/cuda/index.ts";
 import { diskReadGBps, evictFromPageCache, mmapUpload, naiveUpload, peakRss, resetPeakRss, warmPageCache } from "./probes.ts";
 import { resultsDir, stats } from "./stats.ts";
@@ -26,14 +26,14 @@ const MODELS: Record<string, string> = {
 const MiB = 1024 * 1024;
 
 const Flags = z.object({
-  models: z.string().regex(/^[\w.,]+$/).optional(),
+  models: z.string().regex(/^[\w.,]+$/, "must be a list of models: 0.5b,7b,14b").optional(),
   sweep: boolFlag,
   /** Sweep these instead: workers x slots x MiB, comma-separated (e.g. 8x3x2,16x3x4). */
-  configs: z.string().regex(/^(\d+x\d+x\d+(:(guided|tapered|chunks|shares))?,?)+$/).optional(),
+  configs: z.string().regex(/^(\d+x\d+x\d+(:(guided|tapered|chunks|shares))?,?)+$/, "must be a list of WORKERSxSLOTSxMiB[:schedule], e.g. 12x3x2,8x3x4:guided").optional(),
   /** Sweep with the file dropped from the page cache before each load. */
   cold: boolFlag,
-  reps: z.coerce.number().int().min(1).max(100).optional(),
-  device: z.coerce.number().int().min(0).optional(),
+  reps: intFlag("a number of repetitions", 1, 100),
+  device: intFlag("a GPU index", 0, 1023),
   help: boolFlag,
 });
 
@@ -71,11 +71,16 @@ async function main(argv: readonly string[]): Promise<number> {
   const device = flags.device ?? 0;
   const models = (flags.models ?? "0.5b,7b").split(",").map((m) => {
     const name = MODELS[m];
-    if (!name) throw new Error(`unknown model ${m} (0.5b, 7b, 14b)`);
+    if (!name) throw new UsageError(`--models: no model ${m} (${Object.keys(MODELS).join(", ")})`);
     return [m, name] as const;
   });
-  await openCuda();
-  const gpu = deviceInfo(device);
+  let gpu: ReturnType<typeof deviceInfo>;
+  try {
+    await openCuda();
+    gpu = deviceInfo(device);
+  } catch (e) {
+    throw toLoadError(e); // the same one line (and exit code 3 without a GPU) as bun run load
+  }
   const ctxMs = stats([0, 1, 2].map(() => contextCreationMs(device)));
   const ceiling = measureH2D(device, 512 * MiB, true, 20);
   const pageable = measureH2D(device, 512 * MiB, false, 5);

@@ -32,10 +32,10 @@ beforeAll(async () => {
 
 // ─── interactive ──────────────────────────────────────────────────────────────
 
-function interactive(gpu: FakeGpu, places = [{ dir: join(dir, "models"), label: "./models" }]) {
+function interactive(gpu: FakeGpu, places = [{ dir: join(dir, "models"), label: "./models" }], paths: string[] = []) {
   const term = new Terminal();
   const controller = new AbortController();
-  const done = runInteractive([], gpu, { input: term.input, output: term.output, signal: controller.signal, places });
+  const done = runInteractive(paths, gpu, { input: term.input, output: term.output, signal: controller.signal, places });
   return { term, controller, done };
 }
 
@@ -123,6 +123,53 @@ describe("interactive", () => {
     expect(term.screen).toContain("qwen2.5-0.5b-instruct-q4_k_m.gguf");
   });
 
+  test("a path on the command line is the model: no \"Which model?\"", async () => {
+    const gpu = new FakeGpu();
+    const { term, done } = interactive(gpu, [], [llama]);
+    await term.waitFor("Which GPU?");
+    expect(term.screen).not.toContain("Which model?");
+    term.press(KEY.enter);
+    await term.waitFor("Load ");
+    term.press(KEY.right, KEY.enter); // No
+    expect(await done).toBe(0);
+    expect(term.screen).toContain("tiny-llama-mixed.gguf");
+  });
+
+  test("a path that does not exist is said so, exit code 1", async () => {
+    const gpu = new FakeGpu();
+    const { term, done } = interactive(gpu, [], [join(dir, "missing.gguf")]);
+    expect(await done).toBe(1);
+    expect(term.screen).toContain("missing.gguf does not exist");
+    expect(term.screen).not.toContain("Which model?");
+    expect(gpu.loads).toHaveLength(0);
+  });
+
+  test("no model found: it says where it looked and how to add one; No to the synthetic model is a choice (exit 0)", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "gguf-vram-none-"));
+    const gpu = new FakeGpu();
+    const { term, done } = interactive(gpu, [{ dir: empty, label: "./models" }, { dir: empty, label: "~/.cache/llama.cpp" }]);
+    await term.waitFor("random weights, about 491 MB");
+    expect(term.flat).toContain("No GGUF model found in ./models, ~/.cache/llama.cpp");
+    expect(term.flat).toContain("put its .gguf file in ./models, or give its path: bun run load path/to/model.gguf");
+    term.press(KEY.right, KEY.enter); // No
+    expect(await done).toBe(0);
+    expect(term.screen).toContain("nothing was loaded");
+    expect(term.screen).not.toContain("cancelled");
+  });
+
+  test("the first-run build shows a spinner, and Ctrl-C during it exits 130", async () => {
+    const gpu = new FakeGpu();
+    gpu.buildMs = 60_000;
+    const { term, controller, done } = interactive(gpu);
+    await term.waitFor("Which model?");
+    term.press(KEY.enter);
+    await term.waitFor("Building the CUDA library for sm_90 (first run only");
+    controller.abort();
+    expect(await done).toBe(130);
+    expect(term.screen).toContain("cancelled");
+    expect(gpu.loads).toHaveLength(0);
+  });
+
   test("without a GPU it says so and shows the dry-run plan, exit code 3", async () => {
     const gpu = new FakeGpu([]);
     const { term, done } = interactive(gpu);
@@ -161,7 +208,7 @@ async function run(argv: string[], gpu = new FakeGpu(), stdinText?: string) {
   try {
     code = await loadCommand(argv, { stdin, stdout, stderr, interactive: false, gpu, signal: new AbortController().signal });
   } catch (e) {
-    const d = describeError(e);
+    const d = describeError(e, false, "bun run load");
     err += d.line;
     code = d.exitCode;
   }
@@ -248,11 +295,25 @@ describe("flags (never prompts)", () => {
     expect(LoadJsonSchema.parse(JSON.parse(j.out)).error?.code).toBe("NO_CUDA_DEVICE");
   });
 
-  test("usage errors: exit code 2 and one line", async () => {
-    for (const argv of [["--device", "x"], ["--device=-1"], ["--workers", "9999"], ["--bogus"], ["--model"]]) {
+  test("usage errors: exit code 2 and one line naming the flag and what it takes", async () => {
+    const cases: [string[], string][] = [
+      [["--device", "x"], `--device must be a GPU index: a whole number from 0 to 1023 (got "x") (see bun run load --help)`],
+      [["--device=-1"], `--device must be a GPU index`],
+      [["--device="], `--device must be a GPU index: a whole number from 0 to 1023 (got "")`],
+      [["--workers="], `--workers must be a number of upload threads (0: the main thread): a whole number from 0 to 256 (got "")`],
+      [["--workers", "9999"], `--workers must be a number of upload threads`],
+      [["--workers", "1.5"], `--workers must be a number of upload threads`],
+      [["--json=yes"], `--json takes no value (or =true, =false) (got "yes")`],
+      [["--bogus"], "unknown option --bogus"],
+      [["--model"], "--model needs a value"],
+    ];
+    for (const [argv, says] of cases) {
       const r = await run(argv);
       expect([argv.join(" "), r.code]).toEqual([argv.join(" "), 2]);
-      expect(r.err.split("\n").filter(Boolean)).toHaveLength(1);
+      const lines = r.err.split("\n").filter(Boolean);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(says);
+      expect(lines[0]).not.toMatch(/Invalid input|expected number|received NaN|usage:/);
     }
     const bad = await run(["--device", "7", "--model", tiny]);
     expect(bad.code).toBe(2);
@@ -267,6 +328,20 @@ describe("flags (never prompts)", () => {
     const { LoadError } = await import("../src/load/index.ts");
     const oom = await run(["--model", tiny], new FakeGpu(undefined, new LoadError("OUT_OF_VRAM", "needs more", "free some")));
     expect(oom.code).toBe(4);
+  });
+
+  test("the first-run build is announced on stderr; Ctrl-C during it is exit 130", async () => {
+    const gpu = new FakeGpu();
+    gpu.buildMs = 20;
+    const r = await run(["--model", tiny], gpu);
+    expect(r.code).toBe(0);
+    expect(r.err).toContain("building the CUDA library for sm_90 (first run only, about 10 s)…");
+    gpu.buildMs = 60_000;
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 30);
+    const code = await loadCommand(["--model", tiny], { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough(), interactive: false, gpu, signal: controller.signal }).catch((e: unknown) => describeError(e).exitCode);
+    expect(code).toBe(130);
+    expect(gpu.loads).toHaveLength(1); // only the first run's
   });
 
   test("--help", async () => {

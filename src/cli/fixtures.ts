@@ -12,7 +12,7 @@ import { FIXTURE_MODELS } from "../fixtures/models.ts";
 import { qwenTokenizer } from "../fixtures/tokenizer.ts";
 import { boolFlag, parseFlags, splitArgs, UsageError } from "./args.ts";
 import { bold, dim, humanBytes, ms, table } from "./format.ts";
-import { runMain } from "./main.ts";
+import { runMain, type MainContext } from "./main.ts";
 
 const USAGE = `usage: bun run fixtures [name…] [--all] [--sparse] [--dir DIR] [--list]
 
@@ -25,9 +25,9 @@ const USAGE = `usage: bun run fixtures [name…] [--all] [--sparse] [--dir DIR] 
 /** What tests and the default benchmark need; the large layouts are asked for by name or --all. */
 const DEFAULT_MODELS = ["tiny-qwen2-q4_k_m", "tiny-llama-mixed", "qwen2.5-0.5b-instruct-q4_k_m", "qwen2.5-0.5b-instruct-q4_k_m-tied"];
 
-const Flags = z.object({ all: boolFlag, sparse: boolFlag, dir: z.string().min(1).optional(), list: boolFlag, help: boolFlag });
+const Flags = z.object({ all: boolFlag, sparse: boolFlag, dir: z.string().min(1, "must be a directory").optional(), list: boolFlag, help: boolFlag });
 
-async function main(argv: readonly string[]): Promise<number> {
+async function main(argv: readonly string[], { signal }: MainContext): Promise<number> {
   const args = splitArgs(argv, ["dir"]);
   const flags = parseFlags(Flags, args.flags);
   if (flags.help) return (console.log(USAGE), 0);
@@ -48,7 +48,7 @@ async function main(argv: readonly string[]): Promise<number> {
   for (const name of names) {
     const t = performance.now();
     let wrote = 0;
-    const path = await ensureModelFixture(name, { dir, sparse: flags.sparse ?? false, onWrite: (_, bytes) => (wrote = bytes) });
+    const path = await ensureModelFixture(name, { dir, sparse: flags.sparse ?? false, signal, onWrite: (_, bytes) => (wrote = bytes) });
     console.log(wrote > 0 ? `wrote ${path} (${humanBytes(wrote)}) in ${ms(performance.now() - t)}` : dim(`kept  ${path} (up to date)`));
   }
   if (args.positionals.length === 0) {

@@ -11,7 +11,7 @@ import { emptyTally } from "../fuzz/engine.ts";
 import { REAL_VOCAB_FILE } from "../fuzz/corpus.ts";
 import { KNOWN_ISSUES } from "../fuzz/known-issues.ts";
 import { vocabDir } from "../fixtures/tokenizer.ts";
-import { boolFlag, parseFlags, splitArgs, UsageError } from "./args.ts";
+import { boolFlag, intFlag, parseFlags, splitArgs, UsageError } from "./args.ts";
 import { bold, dim, green, mib, red, table, thousands } from "./format.ts";
 import { runMain } from "./main.ts";
 
@@ -26,18 +26,18 @@ const USAGE = `usage: bun run fuzz [--cases N] [--model-cases N] [--seed S] [--r
 
 A longer run before a release: bun run fuzz --cases 200000 --real --seed $RANDOM`;
 
-const count = z.coerce.number().int().positive().max(100_000_000);
+const count = intFlag("a number of cases", 1, 100_000_000);
 const Flags = z.object({
-  cases: count.optional(),
-  "model-cases": count.optional(),
+  cases: count,
+  "model-cases": count,
   seed: z
     .string()
-    .regex(/^(0x[0-9a-f]{1,8}|\d{1,10})$/i, "a number, decimal or 0x-hex")
+    .regex(/^(0x[0-9a-f]{1,8}|\d{1,10})$/i, "must be a 32-bit number, decimal or 0x-hex")
     .transform((s) => Number(s) >>> 0)
     .optional(),
   real: boolFlag,
   json: boolFlag,
-  replay: z.coerce.number().int().nonnegative().optional(),
+  replay: intFlag("a case number", 0, 200_000_000),
   debug: boolFlag,
   help: boolFlag,
 });

@@ -14,6 +14,7 @@
 // steps so a cancel is seen.
 
 import type { Pointer } from "bun:ffi";
+import { SHARE_ENV } from "node:worker_threads";
 import { checksumFileStep, CudaError, Stager, uploadStep, type CudaErrorCode, type Schedule, type UploadShared } from "../cuda/index.ts";
 import { LoadError, toLoadError } from "./errors.ts";
 import { CHECKSUM_CHUNK, jobMessage, uploadInvariantBroken, type ChecksumJob, type UploadJob } from "./spans.ts";
@@ -88,7 +89,8 @@ class WorkerLink {
     readonly device: number | null,
     private readonly onDeath: (link: WorkerLink) => void,
   ) {
-    this.worker = new Worker(url);
+    // Bun gives a Worker the environment the process started with; share the live one instead.
+    this.worker = new Worker(url, { env: SHARE_ENV });
     this.worker.addEventListener("message", (e: MessageEvent<FromWorker>) => this.settle(e.data));
     this.worker.addEventListener("error", (e: Event) => {
       // An uncaught exception: the thread is ending (or must). Its close event settles what it owed.
