@@ -43,15 +43,16 @@ interface LoadRun {
   endToEndMs: number;
   uploadMs: number;
   parseMs: number;
+  verifyMs: number;
   bytes: number;
 }
 
-async function timeLoads(loader: Loader, path: string, reps: number, cold: boolean): Promise<LoadRun[]> {
+async function timeLoads(loader: Loader, path: string, reps: number, cold: boolean, verify = false): Promise<LoadRun[]> {
   const runs: LoadRun[] = [];
   for (let i = 0; i < reps; i++) {
     if (cold) evictFromPageCache(path);
-    const { model, report } = await loader.load(path);
-    runs.push({ endToEndMs: report.timings.total, uploadMs: report.timings.upload, parseMs: report.timings.parse, bytes: report.plan.uploadBytes });
+    const { model, report } = await loader.load(path, { verify });
+    runs.push({ endToEndMs: report.timings.total, uploadMs: report.timings.upload, parseMs: report.timings.parse, verifyMs: report.timings.verify, bytes: report.plan.uploadBytes });
     model.close();
   }
   return runs;
@@ -132,6 +133,12 @@ async function main(argv: readonly string[]): Promise<number> {
       put("loader, warm: parse", short, `${stats(warm.map((r) => r.parseMs)).median.toFixed(1)} ms`);
       put("peak RSS growth during loads", short, `${(rssGrowth / MiB).toFixed(0)} MiB`);
 
+      // --verify: the parallel re-read of the file and the GPU checksums, after the upload (target ≤ 1.5× the upload).
+      const verified = await timeLoads(loader, path, reps, false, true);
+      const verifyMs = stats(verified.map((r) => r.verifyMs)).median;
+      const uploadMs = stats(warm.map((r) => r.uploadMs)).median;
+      put("loader, warm: --verify adds", short, `${verifyMs.toFixed(1)} ms (${(verifyMs / uploadMs).toFixed(2)}× the upload; target ≤ 1.5×)`);
+
       // The disk varies from run to run: alternate disk reads and cold loads, take medians.
       const coldReps = warm[0]!.bytes > 8e9 ? 1 : 3;
       const disks: number[] = [];
@@ -153,7 +160,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
       Bun.gc(true); // unmaps the file, or its pages could not be dropped from the cache later
 
-      Object.assign(entry, { file: path, bytes: warm[0]!.bytes, naive, warm, endToEnd: e2e, uploadGBps: up, rssGrowth, mmap: mm, diskGBps: disks, cold });
+      Object.assign(entry, { file: path, bytes: warm[0]!.bytes, naive, warm, endToEnd: e2e, uploadGBps: up, rssGrowth, verified, verifyMs, mmap: mm, diskGBps: disks, cold });
       (out.models as Record<string, unknown>)[short] = entry;
     }
   } finally {

@@ -34,6 +34,15 @@ describeGpu("bun run load on the GPU", () => {
     expect(await p.exited).toBe(0);
   });
 
+  test("Ctrl-C during the upload: exit code 130, the tool's own line", async () => {
+    const p = Bun.spawn([process.execPath, cli, "--yes", "--debug", "--workers", "0", "--model", model], { stdin: "pipe", stderr: "pipe", stdout: "pipe" });
+    const err = await waitForText(p.stderr, "[debug] upload");
+    p.kill("SIGINT");
+    expect(await p.exited).toBe(130);
+    const rest = await new Response(p.stderr).text();
+    expect(err + rest).toContain("cancelled: nothing was kept");
+  });
+
   test("--hold: Ctrl-C frees the model; exit code 130", async () => {
     const p = Bun.spawn([process.execPath, cli, "--hold", "--model", model], { stdin: "pipe", stderr: "pipe", stdout: "pipe" });
     await waitForText(p.stderr, "press Enter");

@@ -4,15 +4,15 @@
 // and nothing left pinned; the figures go to the README's reliability section.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Arena, Fault, injectFault, liveResources, memInfo, resetFaults } from "../src/cuda/index.ts";
+import { Arena, Fault, faultsFired, injectFault, liveResources, memInfo, resetFaults } from "../src/cuda/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
-import { Loader, load, LoadError, type LoadErrorCode } from "../src/load/index.ts";
+import { Loader, load, LoadError, verifyModel, type LoadErrorCode } from "../src/load/index.ts";
 import { describeGpu } from "./support/gpu.ts";
 
 const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0 };
 const MiB = 1024 * 1024;
 const free = () => memInfo(0).freeBytes;
-const tally = { injected: 0, survived: 0, cycles: 0 };
+const tally = { injected: 0, survived: 0, cycles: 0, loadedPastFault: 0 };
 
 describeGpu("fault campaigns", () => {
   let model = "";
@@ -25,20 +25,37 @@ describeGpu("fault campaigns", () => {
   });
 
   afterAll(() => {
-    console.log(`fault campaigns: ${tally.injected} faults injected, ${tally.survived} ended in their typed error with VRAM at baseline and nothing pinned; ${tally.cycles} load/free cycles`);
+    console.log(`fault campaigns: ${tally.injected} faults fired, ${tally.survived} ended in their typed error with VRAM at baseline and nothing pinned; ${tally.loadedPastFault} loads made fewer calls than k and verified whole; ${tally.cycles} load/free cycles`);
   });
 
-  /** Arm `kind` at its k-th call, load, and check the outcome and the aftermath. */
+  /**
+   * Arm `kind` at its k-th call, load, and check the outcome and the aftermath: a
+   * failed load failed because the fault fired (the library counts it), and a
+   * load that made fewer than k such calls is whole (verified against the file).
+   */
   async function campaign(kind: Fault, ks: number[], code: LoadErrorCode) {
     for (const k of ks) {
       resetFaults();
       injectFault(kind, k);
       const outcome = await load(model, { workers: 4 }).then(
-        (m) => (m.close(), null),
+        async (m) => {
+          try {
+            await verifyModel(m);
+          } finally {
+            m.close();
+          }
+          return null;
+        },
         (e: unknown) => e,
       );
+      const fired = faultsFired(kind);
       resetFaults();
-      if (outcome === null) continue; // this load made fewer than k such calls
+      if (outcome === null) {
+        expect([kind, k, fired]).toEqual([kind, k, 0]); // it did not fire, and the load is whole
+        tally.loadedPastFault++;
+        continue;
+      }
+      expect([kind, k, fired]).toEqual([kind, k, 1]);
       tally.injected++;
       expect(outcome).toBeInstanceOf(LoadError);
       expect([kind, k, (outcome as LoadError).code]).toEqual([kind, k, code]);
@@ -51,8 +68,8 @@ describeGpu("fault campaigns", () => {
 
   test("the k-th device allocation fails", () => campaign(Fault.DeviceAlloc, [1], "OUT_OF_VRAM"));
   test("the k-th host pinning fails (the rings of 4 workers × 3 slots)", () => campaign(Fault.HostPin, [1, 2, 3, 5, 8, 12], "HOST_MEMORY"));
-  test("the k-th copy fails", () => campaign(Fault.Copy, [1, 2, 3, 7, 20, 50, 100, 150, 200, 230], "UPLOAD_FAILED"));
-  test("the k-th event record or wait fails", () => campaign(Fault.Event, [1, 2, 5, 13, 40, 90, 160, 240, 300, 400], "UPLOAD_FAILED"));
+  test("the k-th copy fails", () => campaign(Fault.Copy, [1, 2, 3, 7, 20, 50, 100, 150, 200, 230, 100_000], "UPLOAD_FAILED"));
+  test("the k-th event record or wait fails", () => campaign(Fault.Event, [1, 2, 5, 13, 40, 90, 160, 240, 300, 400, 100_000], "UPLOAD_FAILED"));
 
   test("VRAM exhausted by another allocation: the pre-check, and cudaMalloc itself", async () => {
     const blocker = Arena.create(0, free() - 128 * MiB);

@@ -13,22 +13,42 @@ async function planOf(name: string) {
   return { g, plan: planLoad(g, checkModel(g)) };
 }
 
-/** Replays the spans' copies into a byte-coverage map of the arena. */
-function coverage(plan: LoadPlan, slotBytes: number) {
+/**
+ * Replays the spans' copies and checks exact coverage: the copies tile every
+ * tensor's arena range with no overlap and no hole and write nothing else, each
+ * copy carries the file bytes of the tensor it lands in, and the reads fit their
+ * slot and never overlap one another.
+ */
+function expectExactCoverage(plan: LoadPlan, slotBytes: number) {
   const spans = uploadSpans(plan, slotBytes);
-  const written = new Map<number, number>(); // arena offset → bytes, per copy
+  const copies: { dst: number; n: number; file: number }[] = [];
   for (const s of spans) {
     expect(s.bytes).toBeLessThanOrEqual(slotBytes);
     for (let i = 0; i < s.pieces.length; i += 3) {
       const [src, dst, n] = [s.pieces[i]!, s.pieces[i + 1]!, s.pieces[i + 2]!];
+      expect(n).toBeGreaterThan(0);
       expect(src + n).toBeLessThanOrEqual(s.bytes);
-      written.set(dst, (written.get(dst) ?? 0) + n);
-      // The bytes copied are the file bytes of the tensor that owns `dst`.
-      const t = plan.tensors.find((x) => !x.aliasOf && dst >= x.offset && dst < x.offset + x.bytes)!;
-      expect(s.fileOffset + src - t.fileOffset).toBe(dst - t.offset);
+      copies.push({ dst, n, file: s.fileOffset + src });
     }
   }
-  return { spans, written };
+  copies.sort((a, b) => a.dst - b.dst);
+  const tensors = plan.tensors.filter((t) => !t.aliasOf && t.bytes > 0).sort((a, b) => a.offset - b.offset);
+  let c = 0;
+  for (const t of tensors) {
+    // The copies into this tensor, in arena order, must run from its first byte to its last, end to end.
+    let at = t.offset;
+    for (; c < copies.length && copies[c]!.dst < t.offset + t.bytes; c++) {
+      const copy = copies[c]!;
+      expect([t.name, copy.dst]).toEqual([t.name, at]); // no hole, no overlap
+      expect([t.name, copy.file - t.fileOffset]).toEqual([t.name, copy.dst - t.offset]); // the right bytes
+      at += copy.n;
+    }
+    expect([t.name, at]).toEqual([t.name, t.offset + t.bytes]);
+  }
+  expect(c).toBe(copies.length); // nothing written outside the tensors
+  const reads = spans.map((s) => [s.fileOffset, s.fileOffset + s.bytes] as const).sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < reads.length; i++) expect(reads[i]![0]).toBeGreaterThanOrEqual(reads[i - 1]![1]);
+  return spans;
 }
 
 describe("Qwen2.5-0.5B Q4_K_M plan", () => {
@@ -50,15 +70,10 @@ describe("Qwen2.5-0.5B Q4_K_M plan", () => {
     expect(plan.tiedHead).toBe(false);
   });
 
-  for (const slotBytes of [8 << 20, 4 << 20, (1 << 20) + 8, 65_536]) {
-    test(`spans of ${slotBytes} bytes cover every tensor byte exactly once`, async () => {
+  for (const slotBytes of [2 << 20, 8 << 20, 4 << 20, (1 << 20) + 8, 65_536]) {
+    test(`spans of ${slotBytes} bytes${slotBytes === 2 << 20 ? " (the default)" : ""} cover every tensor byte exactly once`, async () => {
       const { plan } = await planOf("qwen2.5-0.5b-instruct-q4_k_m");
-      const { written } = coverage(plan, slotBytes);
-      for (const t of plan.tensors) {
-        let total = 0;
-        for (const [dst, n] of written) if (dst >= t.offset && dst < t.offset + t.bytes) total += n;
-        expect([t.name, total]).toEqual([t.name, t.bytes]);
-      }
+      expectExactCoverage(plan, slotBytes);
     });
   }
 
@@ -91,6 +106,25 @@ test("a tied head is token_embd's memory: an alias, no second copy", async () =>
   // The tied arena is smaller by exactly the head's bytes (plus its padding).
   expect(untied.arenaBytes - plan.arenaBytes).toBeGreaterThanOrEqual(144_643_072);
   expect(untied.arenaBytes - plan.arenaBytes).toBeLessThan(144_643_072 + ARENA_ALIGNMENT);
-  const { written } = coverage(plan, 8 << 20);
-  expect([...written.values()].reduce((a, b) => a + b, 0)).toBe(plan.uploadBytes);
+  expectExactCoverage(plan, 8 << 20);
+});
+
+describe("tensor sizes that are not multiples of 8, gaps between tensors (tiny-llama-odd)", () => {
+  test("the fixture has them: odd sizes, alignment gaps, and gaps wider than a span may bridge", async () => {
+    const { g } = await planOf("tiny-llama-odd");
+    expect(g.tensors.filter((t) => t.bytes % 8 !== 0).length).toBeGreaterThanOrEqual(15);
+    const byOffset = [...g.tensors].sort((a, b) => a.offset - b.offset);
+    const gaps = byOffset.slice(1).map((t, i) => t.offset - (byOffset[i]!.offset + byOffset[i]!.bytes));
+    expect(gaps.filter((x) => x > 0 && x < 32).length).toBeGreaterThan(5);
+    expect(gaps.filter((x) => x > 64 * 1024).length).toBe(2);
+  });
+
+  for (const slotBytes of [2 << 20, 4096, 4099, 1000]) {
+    test(`spans of ${slotBytes} bytes cover every tensor byte exactly once`, async () => {
+      const { plan } = await planOf("tiny-llama-odd");
+      const spans = expectExactCoverage(plan, slotBytes);
+      // A wide gap is never read: the spans around it are separate reads.
+      expect(spans.length).toBeGreaterThanOrEqual(3);
+    });
+  }
 });

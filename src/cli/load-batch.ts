@@ -18,6 +18,8 @@ export interface LoadFlags {
   readonly hold?: boolean;
   readonly yes?: boolean;
   readonly workers?: number;
+  /** Say each phase on stderr as it starts. */
+  readonly debug?: boolean;
 }
 
 /** Where the command writes: stdout (results, JSON) and stderr (notes, progress). */
@@ -67,7 +69,8 @@ async function planAndLoad(planned: Planned, flags: LoadFlags, gpu: GpuBackend, 
     io.out(planLines(planned).join("\n"));
     io.out(fitsLine(device, planned.plan.arenaBytes));
   }
-  const loaded = await loadWithProgress(gpu, planned, { device: device.index, verify: flags.verify, workers: flags.workers, signal: io.signal }, io, !flags.json);
+  const onPhase = flags.debug ? (phase: string) => io.err(dim(`[debug] ${phase}`)) : undefined;
+  const loaded = await loadWithProgress(gpu, planned, { device: device.index, verify: flags.verify, workers: flags.workers, signal: io.signal, onPhase }, io, !flags.json);
   try {
     const smi = gpu.nvidiaSmiBytes();
     if (flags.json) io.out(JSON.stringify(loadJson(planned, device, loaded, smi, flags.verify ?? false), null, 2));

@@ -30,7 +30,7 @@ export const LOAD_USAGE = `usage: bun run load [file.gguf…] [options]
   --yes           do not ask for confirmation
   --workers N     upload threads (default: ¾ of the CPUs, at most 12;
                   0 uploads on the main thread)
-  --debug         print the stack of an unexpected error
+  --debug         print each phase as it starts, and the stack of an unexpected error
 
 exit codes: 0 ok · 1 load error · 2 usage · 3 no GPU · 4 out of VRAM · 130 cancelled`;
 
@@ -75,7 +75,7 @@ export async function loadCommand(argv: readonly string[], env: LoadEnvironment)
   if (args.positionals.length > 1) throw new UsageError("give one model: a path, or --model");
   if (args.positionals.length === 1 && flags.model) throw new UsageError("give the model once: a path or --model, not both");
   const model = flags.model ?? args.positionals[0];
-  const batch: LoadFlags = { model, device: flags.device, verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers };
+  const batch: LoadFlags = { model, device: flags.device, verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers, debug: flags.debug };
   const tty = env.stderr.isTTY === true;
   const io: Io = {
     out: (text) => void env.stdout.write(`${text}\n`),

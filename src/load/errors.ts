@@ -64,7 +64,7 @@ export function toLoadError(e: unknown, path = "the model file"): LoadError {
   if (e instanceof CudaError) {
     if (e.code === "CANCELLED") return cancelled();
     if (e.code === "FILE_SHORT") {
-      return new LoadError("FILE_CHANGED", `${path} became shorter during the load (${e.message}): it was truncated while being read`, "make sure nothing writes the file while it loads, then load it again", { cause: e });
+      return new LoadError("FILE_CHANGED", `${path} is shorter than when it was opened (${e.message}): it was truncated`, "make sure nothing writes the file while it loads, then load it again", { cause: e });
     }
     if (e.code === "READ_FAILED") return new LoadError("NOT_READABLE", `${path} could not be read: ${e.message}`, "check the disk and the file's permissions", { cause: e });
     const code: LoadErrorCode =

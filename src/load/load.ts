@@ -151,6 +151,11 @@ export class Loader {
   }
 }
 
+/** The loader's worker pool, for tests that kill a worker mid-upload. Not part of the library's API. */
+export function poolOf(loader: Loader): UploadPool {
+  return (loader as unknown as { pool: UploadPool }).pool;
+}
+
 async function startPool(options: LoadOptions): Promise<UploadPool> {
   const device = options.device ?? 0;
   if (!Number.isInteger(device) || device < 0) throw new LoadError("BAD_DEVICE", `device ${device} is not a device index`, "devices are numbered from 0; `nvidia-smi -L` lists them");

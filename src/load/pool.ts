@@ -215,7 +215,7 @@ export class UploadPool {
     const progress = () => work.reduce((n, w) => n + w.job.shared.bytesDone, 0);
     const timer = onProgress ? setInterval(() => onProgress(progress()), 50) : null;
     try {
-      const moved = this.options.workers === 0 ? await this.uploadHere(work, path) : await this.uploadInWorkers(work, path);
+      const moved = this.options.workers === 0 ? await this.uploadHere(work, path, () => onProgress?.(progress())) : await this.uploadInWorkers(work, path);
       for (const w of work) {
         const broken = uploadInvariantBroken(w.job, moved.get(w.job) ?? 0);
         if (broken) throw new LoadError("UPLOAD_FAILED", `the upload to device ${w.device} broke an internal invariant: ${broken}`, "this is a bug in gguf-vram; please report it (nothing was kept)");
@@ -229,8 +229,13 @@ export class UploadPool {
   }
 
   private async uploadInWorkers(work: readonly DeviceJob[], path: string): Promise<Map<UploadJob, number>> {
+    // A real failure stops the job at once for every worker, so the upload fails fast.
+    const stopOnFailure = (job: UploadJob) => (e: unknown) => {
+      if (!(e instanceof WorkerDied && !e.running)) job.shared.stop();
+      throw e;
+    };
     const requests = work.flatMap((w) =>
-      this.links.filter((l) => l.device === w.device).map((link) => ({ w, reply: link.request({ type: "upload", arena: Number(w.arena), job: jobMessage(w.job) }, "done", path) })),
+      this.links.filter((l) => l.device === w.device).map((link) => ({ w, reply: link.request({ type: "upload", arena: Number(w.arena), job: jobMessage(w.job) }, "done", path).catch(stopOnFailure(w.job)) })),
     );
     // Every worker must finish (or fail) before the caller may free the arena.
     const results = await Promise.allSettled(requests.map((r) => r.reply));
@@ -242,15 +247,12 @@ export class UploadPool {
       // A worker that died before this upload reached it took none of its spans: the others did them.
       else if (!(r.reason instanceof WorkerDied && !r.reason.running)) errors.push(toLoadError(r.reason, path));
     });
-    if (errors.length > 0) {
-      for (const w of work) w.job.shared.stop();
-      throw errors.find((e) => e.code !== "CANCELLED") ?? errors[0]!;
-    }
+    if (errors.length > 0) throw errors.find((e) => e.code !== "CANCELLED") ?? errors[0]!;
     return moved;
   }
 
   /** workers = 0: the calling thread uploads, a few spans per native step, yielding between steps. */
-  private async uploadHere(work: readonly DeviceJob[], path: string): Promise<Map<UploadJob, number>> {
+  private async uploadHere(work: readonly DeviceJob[], path: string, afterStep: () => void): Promise<Map<UploadJob, number>> {
     const moved = new Map<UploadJob, number>();
     for (const w of work) {
       let stager = this.local.get(w.device);
@@ -264,6 +266,7 @@ export class UploadPool {
         for (let step = { bytes: 0, finished: false }; !step.finished; ) {
           step = uploadStep(stager, w.arena, w.job, 0, run, 4);
           bytes += step.bytes;
+          afterStep();
           if (!step.finished) await new Promise((r) => setImmediate(r));
         }
       } catch (e) {
@@ -294,6 +297,11 @@ export class UploadPool {
 
   private async settleRespawns(): Promise<void> {
     while (this.respawns.length > 0) await Promise.all(this.respawns.splice(0));
+  }
+
+  /** Ends worker `id` at once, as a crash would (tests: a worker killed mid-upload). */
+  terminateWorker(id: number): void {
+    this.links[id]?.terminate();
   }
 
   /** Stops every upload in flight (close, or a process-wide cancel). */

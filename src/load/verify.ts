@@ -44,10 +44,19 @@ export async function verifyAgainst(model: Model, fds: readonly number[], pool: 
   const t0 = performance.now();
   const path = model.source.path;
   const tensors = [...model.tensors.values()].filter((t) => !t.aliasOf);
-  const onGpu = model.arena.checksums(tensors.map((t) => ({ offset: t.offset, bytes: t.bytes })));
   const job = newChecksumJob(tensors, fds);
-  if (pool) await pool.checksums(job, path);
-  else await checksumHere(job, path);
+  // The workers read the file while this thread has the GPU checksum VRAM.
+  const host = pool ? pool.checksums(job, path) : null;
+  host?.catch(() => {}); // awaited below
+  let onGpu: bigint[];
+  try {
+    onGpu = model.arena.checksums(tensors.map((t) => ({ offset: t.offset, bytes: t.bytes })));
+  } catch (e) {
+    job.shared.stop();
+    await host?.catch(() => {});
+    throw e;
+  }
+  await (host ?? checksumHere(job, path));
 
   const mismatched = tensors.filter((t, i) => finishChecksum(rangeSum(job, i), t.bytes) !== onGpu[i]).map((t) => t.name);
   if (mismatched.length > 0) {

@@ -3,7 +3,7 @@
 // (`bun run test:gpu`) a missing GPU fails the run instead.
 
 import { describe, expect, test } from "bun:test";
-import { deviceCount, deviceInfo, openCuda, type DeviceInfo } from "../../src/cuda/index.ts";
+import { deviceCount, deviceInfo, openCuda, poisonNewArenas, type DeviceInfo } from "../../src/cuda/index.ts";
 import { toLoadError } from "../../src/load/index.ts";
 
 export interface GpuProbe {
@@ -24,6 +24,14 @@ async function probe(): Promise<GpuProbe> {
 }
 
 export const gpu = await probe();
+
+/**
+ * Every arena a GPU test allocates is filled with this byte first, so a range
+ * an upload never wrote reads as poison, not as an earlier load's bytes left in
+ * a reused cudaMalloc block: verify then fails instead of passing.
+ */
+export const POISON = 0xa5;
+if (gpu.available) poisonNewArenas(POISON);
 export const requireGpu = process.env.GGUF_VRAM_REQUIRE_GPU === "1";
 
 /** A describe block that runs only with a GPU, and says why it skipped otherwise. */
