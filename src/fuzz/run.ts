@@ -96,6 +96,8 @@ export async function runFuzz(options: RunOptions): Promise<FuzzSummary> {
         } else stop({ kind: "done" });
       };
       worker.onerror = (e) => stop(new Error(`the fuzz worker failed: ${e.message}`));
+      // A worker that ends on its own (exit, a crash of its thread) never says so: its close does.
+      worker.addEventListener("close", (e) => stop(new Error(`the fuzz worker ended unexpectedly (exit code ${(e as CloseEvent).code})`)));
       worker.postMessage({ options: fuzz, from, skip, progress } satisfies StartMessage);
     });
     if (end.kind === "stopped") {
