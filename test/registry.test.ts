@@ -2,7 +2,8 @@
 
 import { describe, expect, test } from "bun:test";
 import { checkModel, FAMILIES } from "../src/arch/index.ts";
-import { fixtureModel, modelTensors, q4kmType, usesMoreBits } from "../src/fixtures/models.ts";
+import { fixtureModel, modelTensors } from "../src/fixtures/models.ts";
+import { q4kmTypes, usesMoreBits } from "../src/fixtures/recipe.ts";
 import { buildModel, ensureModelFixture } from "../src/fixtures/generate.ts";
 import { BROKEN_MODEL_CASES } from "../src/fixtures/broken-models.ts";
 import { GgmlType, ggmlTypeName, readGguf } from "../src/gguf/index.ts";
@@ -32,9 +33,9 @@ describe("Qwen2.5-0.5B-Instruct Q4_K_M", () => {
     expect(check.problems).toEqual([]);
     expect(check.warnings).toEqual([]);
     expect(check.tiedHead).toBe(false);
-    expect(check.config).toEqual({
-      architecture: "qwen2", vocabSize: 151936, hiddenSize: 896, layers: 24, heads: 14, kvHeads: 2, headDim: 64,
-      ffnSize: 4864, contextLength: 32768, ropeBase: 1e6, rmsEpsilon: expect.closeTo(1e-6, 12) as unknown as number,
+    expect(check.config).toMatchObject({
+      architecture: "qwen2", vocabSize: 151936, hiddenSize: 896, layers: 24, heads: 14, kvHeads: 2, headDim: 64, valueDim: 64, ropeDim: 64,
+      ffnSize: 4864, contextLength: 32768, ropeBase: 1e6, ropeScaling: "linear", normEpsilon: 1e-6, experts: 0, expertsUsed: 0,
     });
   });
 
@@ -132,10 +133,48 @@ describe("the Q4_K_M recipe", () => {
     expect(layers).toEqual([0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23]);
   });
   test("falls back from K-quants where rows are not whole 256-blocks", () => {
-    const c = fixtureModel("qwen2.5-0.5b-instruct-q4_k_m").config;
-    expect(q4kmType("blk.3.ffn_gate.weight", c)).toBe(GgmlType.Q5_0);
-    expect(q4kmType("blk.3.ffn_down.weight", c)).toBe(GgmlType.Q4_K);
-    expect(q4kmType("output.weight", c)).toBe(GgmlType.Q8_0);
+    // Layers 0–3 of 24: llama-quantize counts ffn_down and attn_v tensors as it walks the layers.
+    const layers = [0, 1, 2, 3].flatMap((l) => [
+      { name: `blk.${l}.ffn_gate.weight`, shape: [896, 4864] },
+      { name: `blk.${l}.ffn_down.weight`, shape: [4864, 896] },
+      { name: `blk.${l}.attn_v.weight`, shape: [896, 128] },
+    ]);
+    const types = q4kmTypes([...layers, { name: "output.weight", shape: [896, 151_936] }], { layers: 24, experts: 0 });
+    expect(types.get("blk.3.ffn_gate.weight")).toBe(GgmlType.Q5_0); // Q4_K, but 896 is not whole 256-blocks
+    expect(types.get("blk.3.ffn_down.weight")).toBe(GgmlType.Q4_K); // layer 3 of 24 does not use more bits
+    expect(types.get("blk.2.ffn_down.weight")).toBe(GgmlType.Q6_K); // layer 2 does
+    expect(types.get("output.weight")).toBe(GgmlType.Q8_0); // Q6_K, falling back
+    // attn_v is counted among the file's attn_v tensors (4 here): the last of 4 uses more bits.
+    expect(types.get("blk.3.attn_v.weight")).toBe(GgmlType.Q8_0); // Q6_K, falling back
+    expect(types.get("blk.0.attn_v.weight")).toBe(GgmlType.Q5_0);
+  });
+
+  test("8 experts: attn_v and attn_k in Q8_0, attn_output in Q5_K; norms, routers and biases never quantized", () => {
+    const types = q4kmTypes(
+      [
+        { name: "blk.0.attn_v.weight", shape: [256, 128] },
+        { name: "blk.0.attn_k.weight", shape: [256, 128] },
+        { name: "blk.0.attn_output.weight", shape: [256, 256] },
+        { name: "blk.0.ffn_gate_inp.weight", shape: [256, 8] },
+        { name: "blk.0.attn_norm.weight", shape: [256] },
+        { name: "blk.0.ffn_down_exps.weight", shape: [512, 256, 8] },
+        { name: "blk.2.ffn_down_exps.weight", shape: [512, 256, 8] },
+        { name: "blk.0.ffn_gate_exps.bias", shape: [512, 8] },
+        { name: "blk.0.ffn_up_exps.weight", shape: [256, 512, 8], source: GgmlType.MXFP4 },
+      ],
+      { layers: 3, experts: 8 },
+    );
+    expect(Object.fromEntries([...types].map(([n, t]) => [n, ggmlTypeName(t)]))).toEqual({
+      "blk.0.attn_v.weight": "Q8_0",
+      "blk.0.attn_k.weight": "Q8_0",
+      "blk.0.attn_output.weight": "Q5_K",
+      "blk.0.ffn_gate_inp.weight": "F32",
+      "blk.0.attn_norm.weight": "F32",
+      "blk.0.ffn_down_exps.weight": "Q4_K", // a MoE model's layer comes from the name: 0 of 3 does not use more bits
+      "blk.2.ffn_down_exps.weight": "Q6_K", // 2 of 3 does
+      "blk.0.ffn_gate_exps.bias": "F32",
+      "blk.0.ffn_up_exps.weight": "MXFP4", // requantizing MXFP4 is refused by llama-quantize: kept
+    });
   });
 });
 
@@ -158,15 +197,17 @@ describe("problems name the tensor or key and the reason", () => {
     expect(p.map((x) => x.code)).toEqual(["LAYER_COUNT_MISMATCH"]);
     expect(p[0]!.message).toBe("qwen2.block_count is 3, but the file has no tensors for layer 2");
   });
-  test("extra tensors are warnings, not problems", async () => {
+  test("an extra tensor is refused, as llama.cpp refuses it", async () => {
     const built = await buildModel(fixtureModel("tiny-qwen2-q4_k_m"));
     const { encodeHeader } = await import("../src/gguf/writer.ts");
     const { modelMetadata } = await import("../src/fixtures/models.ts");
     const m = fixtureModel("tiny-qwen2-q4_k_m");
     const h = encodeHeader({ metadata: await modelMetadata(m), tensors: [...modelTensors(m), { name: "blk.0.extra.weight", type: GgmlType.F32, shape: [4] }] });
     const check = checkModel(await readGguf(new Blob([fileBytes(h)])));
-    expect(check.ok).toBe(true);
-    expect(check.warnings).toEqual(["blk.0.extra.weight is not part of the qwen2 architecture and will be loaded as an extra tensor"]);
+    expect(check.ok).toBe(false);
+    expect(check.problems).toEqual([
+      { code: "EXTRA_TENSOR", tensor: "blk.0.extra.weight", message: "blk.0.extra.weight is not part of a qwen2 model; llama.cpp refuses a file with tensors it does not use" },
+    ]);
     expect(built.header.placements.length).toBe(27);
   });
 });

@@ -1,108 +1,182 @@
-// A model's hyper-parameters, read from GGUF metadata (`<arch>.block_count`,
-// …) and validated with zod. Problems are collected, not thrown: `inspect`
-// shows them all at once, the loader refuses a model that has any.
+// A model's hyper-parameters: the keys every family reads the same way
+// (llama.cpp's load_hparams prologue), then the family's own, validated with
+// zod. Each message names the key behind the number, so a refusal reads
+// "qwen3moe.expert_used_count is 0; …", never a bare field name.
 
 import { z } from "zod";
-import { shortestF32, type GgufFile } from "../gguf/index.ts";
+import type { GgufFile } from "../gguf/index.ts";
+import { KeyReader } from "./keys.ts";
 import type { ModelProblem } from "./problems.ts";
 
-export const ModelConfig = z
-  .object({
-    architecture: z.string().min(1),
-    vocabSize: z.number().int().positive(),
-    hiddenSize: z.number().int().positive(),
-    layers: z.number().int().positive(),
-    heads: z.number().int().positive(),
-    kvHeads: z.number().int().positive(),
-    headDim: z.number().int().positive(),
-    ffnSize: z.number().int().positive(),
-    contextLength: z.number().int().positive(),
-    ropeBase: z.number().positive(),
-    rmsEpsilon: z.number().positive(),
-  })
-  .superRefine((c, ctx) => {
-    if (c.heads % c.kvHeads !== 0) {
-      ctx.addIssue({ code: "custom", path: ["kvHeads"], message: `attention.head_count ${c.heads} is not a multiple of attention.head_count_kv ${c.kvHeads}` });
-    }
-  });
-export type ModelConfig = z.infer<typeof ModelConfig>;
+/** llama.cpp's LLAMA_MAX_LAYERS and LLAMA_MAX_EXPERTS. */
+export const MAX_LAYERS = 512;
+export const MAX_EXPERTS = 512;
 
-/** Read an integer-valued key of any integer width; undefined when absent. */
-function integer(gguf: GgufFile, key: string, problems: ModelProblem[]): number | undefined {
-  const v = gguf.get(key);
-  if (!v) return undefined;
-  if (v.type === "u64" || v.type === "i64") {
-    if (v.value > 0n && v.value <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v.value);
-  } else if (v.type === "u8" || v.type === "i8" || v.type === "u16" || v.type === "i16" || v.type === "u32" || v.type === "i32") {
-    if (v.value > 0) return v.value;
-  } else {
-    problems.push({ code: "BAD_KEY", key, message: `${key} is a ${v.type}; expected an integer` });
-    return undefined;
-  }
-  problems.push({ code: "BAD_KEY", key, message: `${key} is ${v.value}; expected a positive integer` });
-  return undefined;
+/** The RoPE scaling types llama.cpp knows; any other string aborts it. */
+export const ROPE_SCALING = ["none", "linear", "yarn", "longrope"] as const;
+
+/** What every family has. Sizes are layer 0's, as llama.cpp uses them for every layer. */
+export interface BaseConfig {
+  readonly architecture: string;
+  /** The tokenizer's token count (what token_embd must have), else `<arch>.vocab_size`, else token_embd's rows. */
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  /** attention.key_length (default hidden / heads). */
+  readonly headDim: number;
+  /** attention.value_length (default hidden / heads). */
+  readonly valueDim: number;
+  /** rope.dimension_count (default the head size). */
+  readonly ropeDim: number;
+  /** feed_forward_length (0 when absent). */
+  readonly ffnSize: number;
+  readonly contextLength: number;
+  readonly ropeBase: number;
+  readonly ropeScaling: (typeof ROPE_SCALING)[number];
+  readonly normEpsilon: number;
+  readonly experts: number;
+  readonly expertsUsed: number;
 }
 
-function real(gguf: GgufFile, key: string, problems: ModelProblem[]): number | undefined {
-  const v = gguf.get(key);
-  if (!v) return undefined;
-  if (v.type === "f32" || v.type === "f64") {
-    // f32 keys as written (1e-6), not as widened (9.999999974752427e-7).
-    if (v.value > 0 && Number.isFinite(v.value)) return v.type === "f32" ? shortestF32(v.value) : v.value;
-    problems.push({ code: "BAD_KEY", key, message: `${key} is ${v.value}; expected a positive number` });
-    return undefined;
-  }
-  problems.push({ code: "BAD_KEY", key, message: `${key} is a ${v.type}; expected a float` });
-  return undefined;
+/** Family keys beyond the base, each optional here; a family's schema says which it requires. */
+export interface FamilyConfig {
+  /** Per expert (expert_feed_forward_length); MoE families. */
+  readonly expertFfnSize?: number;
+  /** The shared expert's width (expert_shared_feed_forward_length), or expert count × width (DeepSeek). */
+  readonly sharedExpertFfnSize?: number;
+  readonly sharedExperts?: number;
+  /** DeepSeek: dense layers before the MoE ones (leading_dense_block_count). */
+  readonly leadingDenseLayers?: number;
+  /** DeepSeek MLA: the LoRA ranks of q (0: a plain attn_q) and of kv. */
+  readonly qLoraRank?: number;
+  readonly kvLoraRank?: number;
+  /** DeepSeek MLA: key_length_mla / value_length_mla (0: the legacy attn_kv_b layout). */
+  readonly mlaKeyLength?: number;
+  readonly mlaValueLength?: number;
+  /** attention.sliding_window (Gemma, gpt-oss, OLMo 3). */
+  readonly slidingWindow?: number;
+  /** Granite's logit_scale. */
+  readonly logitScale?: number;
 }
 
-function required<T>(value: T | undefined, key: string, problems: ModelProblem[]): T | undefined {
-  if (value === undefined && !problems.some((p) => p.key === key)) {
-    problems.push({ code: "MISSING_KEY", key, message: `the metadata has no ${key}, which every ${key.split(".")[0]} model needs` });
-  }
-  return value;
+export type ModelConfig = BaseConfig & FamilyConfig;
+
+/** The base keys, as llama.cpp reads them, with their defaults. */
+export function readBase(gguf: Pick<GgufFile, "get" | "tensor">, r: KeyReader, normKey: string): Record<string, unknown> {
+  const hiddenSize = r.u32("embedding_length", true);
+  const layers = r.u32("block_count", true);
+  const heads = r.perLayer("attention.head_count", layers) ?? 0;
+  const kvHeads = r.perLayer("attention.head_count_kv", layers) ?? heads;
+  const keyLength = r.u32("attention.key_length");
+  const valueLength = r.u32("attention.value_length");
+  // llama.cpp divides without checking; a head size that does not divide is refused below.
+  const split = hiddenSize !== undefined && heads > 0 ? hiddenSize / heads : undefined;
+  const headDim = keyLength ?? split;
+  const valueDim = valueLength ?? split;
+  const factor = r.f32("rope.scaling.factor");
+  return {
+    architecture: r.arch,
+    vocabSize: vocabSize(gguf, r),
+    hiddenSize,
+    layers,
+    heads,
+    kvHeads,
+    headDim,
+    valueDim,
+    ropeDim: r.u32("rope.dimension_count") ?? headDim,
+    ffnSize: r.perLayer("feed_forward_length", layers) ?? 0,
+    contextLength: r.u32("context_length", true),
+    ropeBase: r.f32("rope.freq_base") ?? 10_000,
+    ropeScaling: r.string("rope.scaling.type") ?? "linear",
+    ropeScaleFactor: factor ?? (factor === undefined ? r.f32("rope.scale_linear") : undefined),
+    normEpsilon: r.f32(normKey, true),
+    experts: r.u32("expert_count") ?? 0,
+    expertsUsed: r.u32("expert_used_count") ?? 0,
+    expertGroups: r.u32("expert_group_count") ?? 0,
+    expertGroupsUsed: r.u32("expert_group_used_count") ?? 0,
+  };
 }
 
-/** The vocabulary size: `<arch>.vocab_size`, else the tokenizer's token count, else token_embd's rows. */
-function vocabSize(gguf: GgufFile, arch: string, problems: ModelProblem[]): number | undefined {
-  const explicit = integer(gguf, `${arch}.vocab_size`, problems);
-  if (explicit !== undefined) return explicit;
+/** The tokenizer's token count, as llama.cpp sizes token_embd; else `<arch>.vocab_size`; else token_embd's rows. */
+function vocabSize(gguf: Pick<GgufFile, "get" | "tensor">, r: KeyReader): number | undefined {
   const tokens = gguf.get("tokenizer.ggml.tokens");
   if (tokens?.type === "array") return tokens.length;
+  const explicit = r.u32("vocab_size");
+  if (explicit !== undefined) return explicit;
   const embd = gguf.tensor("token_embd.weight");
-  if (embd && embd.shape.length === 2) return embd.shape[1];
-  problems.push({ code: "MISSING_KEY", key: "tokenizer.ggml.tokens", message: `the vocabulary size is unknown: no ${arch}.vocab_size, no tokenizer.ggml.tokens and no token_embd.weight` });
+  if (embd && embd.shape.length >= 2) return embd.shape[1];
+  r.problems.push({ code: "MISSING_KEY", key: "tokenizer.ggml.tokens", message: `the vocabulary size is unknown: no tokenizer.ggml.tokens, no ${r.key("vocab_size")} and no token_embd.weight` });
   return undefined;
 }
 
-/** Extract and validate the config of a model of architecture `arch`; null when a problem prevents it. */
-export function readConfig(gguf: GgufFile, arch: string, problems: ModelProblem[]): ModelConfig | null {
-  const before = problems.length;
+// ─── validation ───────────────────────────────────────────────────────────────
+
+const count = (key: string, min = 1) => z.number({ error: `${key} is missing or unreadable` }).int().min(min, min === 1 ? `${key} is 0; it must be at least 1` : `${key} is below ${min}`);
+
+/** The base schema for `arch`, every message naming its key. */
+export function baseSchema(arch: string, normKey: string) {
   const k = (name: string) => `${arch}.${name}`;
-  const hiddenSize = required(integer(gguf, k("embedding_length"), problems), k("embedding_length"), problems);
-  const layers = required(integer(gguf, k("block_count"), problems), k("block_count"), problems);
-  const heads = required(integer(gguf, k("attention.head_count"), problems), k("attention.head_count"), problems);
-  const ffnSize = required(integer(gguf, k("feed_forward_length"), problems), k("feed_forward_length"), problems);
-  const contextLength = required(integer(gguf, k("context_length"), problems), k("context_length"), problems);
-  const rmsEpsilon = required(real(gguf, k("attention.layer_norm_rms_epsilon"), problems), k("attention.layer_norm_rms_epsilon"), problems);
-  // As in llama.cpp: no head_count_kv means one KV head per head, no freq_base means 10000.
-  const kvHeads = integer(gguf, k("attention.head_count_kv"), problems) ?? heads;
-  const ropeBase = real(gguf, k("rope.freq_base"), problems) ?? 10_000;
-  const vocab = vocabSize(gguf, arch, problems);
-  const keyLength = integer(gguf, k("attention.key_length"), problems);
+  return z
+    .object({
+      architecture: z.string(),
+      vocabSize: count("the vocabulary size (tokenizer.ggml.tokens)"),
+      hiddenSize: count(k("embedding_length")),
+      layers: count(k("block_count")).max(MAX_LAYERS, `${k("block_count")} is above ${MAX_LAYERS}, the most llama.cpp supports`),
+      heads: count(k("attention.head_count")),
+      kvHeads: count(k("attention.head_count_kv")),
+      headDim: z.number().int(`the head size is not a whole number: ${k("embedding_length")} does not divide by ${k("attention.head_count")} (and there is no ${k("attention.key_length")})`).min(1, `the head size is 0`),
+      valueDim: z.number().int(`the value head size is not a whole number: ${k("embedding_length")} does not divide by ${k("attention.head_count")} (and there is no ${k("attention.value_length")})`).min(1, `the value head size is 0`),
+      ropeDim: z.number().int().min(0),
+      ffnSize: z.number().int().min(0),
+      contextLength: count(k("context_length")),
+      ropeBase: z.number().positive(`${k("rope.freq_base")} must be positive`),
+      ropeScaling: z.enum(ROPE_SCALING, { error: `${k("rope.scaling.type")} must be one of ${ROPE_SCALING.join(", ")} (llama.cpp aborts on anything else)` }),
+      ropeScaleFactor: z.number().min(0).optional(),
+      normEpsilon: z.number({ error: `${k(normKey)} is missing or unreadable` }).positive(`${k(normKey)} must be positive`),
+      experts: z.number().int().min(0).max(MAX_EXPERTS, `${k("expert_count")} is above ${MAX_EXPERTS}, the most llama.cpp supports`),
+      expertsUsed: z.number().int().min(0),
+      expertGroups: z.number().int().min(0),
+      expertGroupsUsed: z.number().int().min(0),
+    })
+    .loose() // the family's own keys pass through to its refine()
+    .superRefine((c, ctx) => {
+      const say = (message: string) => ctx.addIssue({ code: "custom", message });
+      // llama.cpp loads these and aborts later, at context creation or in the graph: refuse them now.
+      if (c.heads % c.kvHeads !== 0) say(`${k("attention.head_count")} ${c.heads} is not a multiple of ${k("attention.head_count_kv")} ${c.kvHeads}: the heads cannot share key/value heads evenly`);
+      // The expert rules llama.cpp asserts (and dies on) when it reads the keys.
+      if (c.expertsUsed > c.experts) say(`${k("expert_used_count")} ${c.expertsUsed} is more than ${k("expert_count")} ${c.experts}`);
+      if (c.experts > 0 && c.expertsUsed === 0) say(`${k("expert_count")} is ${c.experts} but ${k("expert_used_count")} is 0: a MoE model must route each token to at least one expert`);
+      if (c.experts > 0 && c.expertGroups >= c.experts) say(`${k("expert_group_count")} ${c.expertGroups} must be below ${k("expert_count")} ${c.experts}`);
+      if (c.experts === 0 && c.expertGroups > 0) say(`${k("expert_group_count")} is ${c.expertGroups} in a model without experts`);
+      if (c.expertGroups > 1 && (c.experts % c.expertGroups !== 0 || c.expertGroupsUsed === 0 || c.expertGroupsUsed >= c.expertGroups)) {
+        say(`${k("expert_group_count")} ${c.expertGroups} and ${k("expert_group_used_count")} ${c.expertGroupsUsed} do not fit ${c.experts} experts`);
+      }
+    });
+}
 
-  let headDim = keyLength;
-  if (headDim === undefined && hiddenSize !== undefined && heads !== undefined) {
-    if (hiddenSize % heads !== 0) {
-      problems.push({ code: "BAD_CONFIG", key: k("attention.head_count"), message: `${k("embedding_length")} ${hiddenSize} is not divisible by ${k("attention.head_count")} ${heads}, so there is no head size` });
-    } else headDim = hiddenSize / heads;
-  }
+/**
+ * Read and validate a config: the base keys, the family's `extra` keys, and the
+ * family's own rules; null when a problem prevents it (all are in `problems`).
+ */
+export function readConfig<T extends ModelConfig>(
+  gguf: Pick<GgufFile, "get" | "tensor">,
+  arch: string,
+  problems: ModelProblem[],
+  family: { readonly normKey: string; readonly readExtra?: (r: KeyReader, base: Record<string, unknown>) => Record<string, unknown>; readonly refine?: (c: ModelConfig, say: (message: string) => void) => void },
+): T | null {
+  const before = problems.length;
+  const r = new KeyReader(gguf, arch, problems);
+  const base = readBase(gguf, r, family.normKey);
+  const extra = family.readExtra?.(r, base) ?? {};
   if (problems.length > before) return null;
-
-  const parsed = ModelConfig.safeParse({ architecture: arch, vocabSize: vocab, hiddenSize, layers, heads, kvHeads, headDim, ffnSize, contextLength, ropeBase, rmsEpsilon });
+  const parsed = baseSchema(arch, family.normKey).safeParse({ ...base, ...extra });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push({ code: "BAD_CONFIG", message: issue.message });
     return null;
   }
-  return parsed.data;
+  const config = parsed.data as unknown as T;
+  family.refine?.(config, (message) => problems.push({ code: "BAD_CONFIG", message }));
+  return problems.length > before ? null : config;
 }

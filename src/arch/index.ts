@@ -1,5 +1,6 @@
 // The model registry: architectures, their configs and tensor tables.
-export { checkModel, allowedTypes, type ModelCheck } from "./check.ts";
-export { ModelConfig, readConfig } from "./config.ts";
-export { FAMILIES, type ArchFamily, type ExpectedTensor, type ExpectedDim, type TensorRole } from "./families.ts";
+export { checkModel, allowedTypes, type ModelCheck, type CheckedFile } from "./check.ts";
+export { readConfig, type ModelConfig, type BaseConfig, MAX_LAYERS, MAX_EXPERTS } from "./config.ts";
+export { FAMILIES, FAMILY_LIST, type ArchFamily } from "./families/index.ts";
+export { layerOf, roleOf, type ExpectedTensor, type ExpectedDim, type TensorRole } from "./tensors.ts";
 export type { ModelProblem, ModelProblemCode } from "./problems.ts";

@@ -8,6 +8,7 @@ export type ModelProblemCode =
   | "TENSOR_MISSING"
   | "BAD_SHAPE"
   | "BAD_TYPE" // a ggml type not allowed for the tensor's role
+  | "EXTRA_TENSOR" // a tensor the architecture does not use (llama.cpp refuses the file)
   | "LAYER_COUNT_MISMATCH";
 
 export interface ModelProblem {

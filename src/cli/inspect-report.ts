@@ -95,8 +95,9 @@ export function modelLines(check: ModelCheck): string[] {
   const out: string[] = [];
   const c = check.config;
   if (c) {
-    out.push(`  ${c.architecture} · ${c.layers} layers · hidden ${c.hiddenSize} · ${c.heads} heads (${c.kvHeads} KV, head dim ${c.headDim}) · FFN ${c.ffnSize}`);
-    out.push(`  vocab ${thousands(c.vocabSize)} · context ${thousands(c.contextLength)} · rope base ${c.ropeBase} · RMS eps ${c.rmsEpsilon.toExponential(0)}`);
+    const experts = c.experts > 0 ? ` · ${c.experts} experts (${c.expertsUsed} used${c.expertFfnSize ? `, FFN ${c.expertFfnSize}` : ""}${c.sharedExperts ? `, ${c.sharedExperts} shared` : ""})` : "";
+    out.push(`  ${c.architecture} · ${c.layers} layers · hidden ${c.hiddenSize} · ${c.heads} heads (${c.kvHeads} KV, head dim ${c.headDim}) · FFN ${c.ffnSize}${experts}`);
+    out.push(`  vocab ${thousands(c.vocabSize)} · context ${thousands(c.contextLength)} · rope base ${c.ropeBase}${c.ropeScaling !== "linear" ? ` (${c.ropeScaling})` : ""} · RMS eps ${c.normEpsilon.toExponential(0)}${c.slidingWindow ? ` · sliding window ${c.slidingWindow}` : ""}`);
     out.push(`  LM head: ${check.tiedHead ? "tied to token_embd.weight (no output.weight)" : "output.weight"}`);
   } else if (check.architecture) out.push(`  architecture ${check.architecture}`);
   if (check.ok) out.push(`  ${green("✓")} every expected tensor is present, with the expected shape and an allowed type`);

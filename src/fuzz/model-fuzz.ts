@@ -32,7 +32,7 @@ export async function modelCorpus(): Promise<ModelSeed[]> {
   return Promise.all(
     MODEL_SEEDS.map(async (name) => {
       const m = fixtureModel(name);
-      const table = FAMILIES.get(m.config.architecture)!.tensors(m.config);
+      const table = FAMILIES.get(m.config.architecture)!.tensors(m.config, () => false);
       return {
         name,
         arch: m.config.architecture,
