@@ -26,7 +26,8 @@ const InspectJson = z
     alignment: z.number(),
     dataOffset: z.number(),
     metadata: z.record(z.string(), z.union([z.object({ type: Scalar, value: z.union([z.string(), z.number(), z.boolean()]) }).strict(), z.object({ type: z.literal("array"), itemType: z.union([Scalar, z.literal("array")]), length: z.number() }).strict()])),
-    tensors: z.array(z.object({ name: z.string(), type: z.string(), shape: z.array(z.number()), offset: z.number(), bytes: z.number() }).strict()),
+    shards: z.array(z.object({ file: z.string(), fileSize: z.number(), dataOffset: z.number(), tensors: z.number() }).strict()).min(1),
+    tensors: z.array(z.object({ name: z.string(), type: z.string(), shape: z.array(z.number()), shard: z.number(), offset: z.number(), bytes: z.number() }).strict()),
     model: z.object({ architecture: z.string().nullable(), ok: z.boolean(), config: z.record(z.string(), z.unknown()).nullable(), tiedHead: z.boolean(), problems: z.array(z.object({ code: z.string(), message: z.string() }).passthrough()), warnings: z.array(z.string()) }),
   })
   .strict();
@@ -47,6 +48,7 @@ test("--json prints the documented shape, with offsets and the model check", asy
   expect(doc.metadata["tokenizer.ggml.tokens"]).toEqual({ type: "array", itemType: "string", length: 512 });
   expect(doc.metadata["qwen2.attention.layer_norm_rms_epsilon"]).toEqual({ type: "f32", value: 1e-6 });
   expect(doc.model).toMatchObject({ architecture: "qwen2", ok: true, tiedHead: false, problems: [] });
+  expect(doc.shards).toEqual([{ file: path, fileSize: doc.fileSize, dataOffset: doc.dataOffset, tensors: 27 }]);
 });
 
 test("integers beyond ±2^53 are decimal strings", () => {

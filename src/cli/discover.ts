@@ -5,7 +5,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { readGguf, ggmlTypeName } from "../gguf/index.ts";
+import { readGguf, readModelFiles, splitName, ggmlTypeName } from "../gguf/index.ts";
 
 export interface Candidate {
   readonly path: string;
@@ -14,6 +14,8 @@ export interface Candidate {
   readonly architecture?: string;
   readonly quantization?: string;
   readonly tensors?: number;
+  /** Files the model is in: more than one for a split set (listed once, as its first file). */
+  readonly files: number;
   /** Why the header could not be read, when it could not. */
   readonly problem?: string;
 }
@@ -89,18 +91,35 @@ function listFiles(place: SearchPlace, dir = place.dir, depth = 0, out: string[]
   return out;
 }
 
-/** What a file is, from its header; a file that does not parse is still listed, with its problem. */
+/** What a model is, from its header (all of a split set's); one that does not parse is still listed, with its problem. */
 export async function describeFile(path: string, where: string): Promise<Candidate> {
   const size = statSync(path).size;
   try {
-    const g = await readGguf(path);
+    const g = await readModelFiles(path, (p) => readGguf(p));
     const ft = g.get("general.file_type");
     const byType = g.totalsByType();
     const quantization = ft && (ft.type === "u32" || ft.type === "i32") && FILE_TYPES[ft.value] ? FILE_TYPES[ft.value] : byType[0] ? ggmlTypeName(byType[0].type) : undefined;
-    return { path, where, size, architecture: g.string("general.architecture"), quantization, tensors: g.tensors.length };
+    return { path, where, size: g.fileSize, architecture: g.string("general.architecture"), quantization, tensors: g.tensors.length, files: g.shards.length };
   } catch (e) {
-    return { path, where, size, problem: (e as Error).message };
+    return { path, where, size, files: 1, problem: (e as Error).message };
   }
+}
+
+/** A split set is one model: keep the first file of each set (or the lowest-numbered one found). */
+function oneFilePerSet(files: { path: string; where: string }[]): { path: string; where: string }[] {
+  const first = new Map<string, { path: string; where: string; number: number }>();
+  const out: { path: string; where: string }[] = [];
+  for (const f of files) {
+    const name = splitName(f.path);
+    if (!name) {
+      out.push(f);
+      continue;
+    }
+    const key = `${name.prefix}/${name.count}`;
+    const seen = first.get(key);
+    if (!seen || name.number < seen.number) first.set(key, { ...f, number: name.number });
+  }
+  return [...out, ...[...first.values()].map(({ path, where }) => ({ path, where }))];
 }
 
 /** Every GGUF file in `places` and `paths`, each once (by real path), described. */
@@ -120,5 +139,5 @@ export async function discoverModels(paths: readonly string[] = [], places: read
   };
   for (const p of paths) if (existsSync(p)) add(resolve(p), "argument");
   for (const place of places) for (const f of listFiles(place)) add(f, place.label);
-  return Promise.all(found.map((f) => describeFile(f.path, f.where)));
+  return Promise.all(oneFilePerSet(found).map((f) => describeFile(f.path, f.where)));
 }

@@ -17,7 +17,9 @@ export interface InspectJson {
   alignment: number;
   dataOffset: number;
   metadata: Record<string, JsonValue>;
-  tensors: { name: string; type: string; shape: number[]; offset: number; bytes: number }[];
+  /** Every file of the model: one, or each shard of a split set (offsets are in the tensor's shard). */
+  shards: { file: string; fileSize: number; dataOffset: number; tensors: number }[];
+  tensors: { name: string; type: string; shape: number[]; shard: number; offset: number; bytes: number }[];
   model: {
     architecture: string | null;
     ok: boolean;
@@ -49,7 +51,8 @@ export function inspectJson(file: string, g: GgufFile, check: ModelCheck): Inspe
     alignment: g.alignment,
     dataOffset: g.dataOffset,
     metadata: Object.fromEntries([...g.metadata].map(([k, v]) => [k, jsonValue(v)])),
-    tensors: g.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), shape: [...t.shape], offset: t.offset, bytes: t.bytes })),
+    shards: g.shards.map((s) => ({ file: s.path ?? file, fileSize: s.fileSize, dataOffset: s.dataOffset, tensors: s.tensorCount })),
+    tensors: g.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), shape: [...t.shape], shard: t.shard, offset: t.offset, bytes: t.bytes })),
     model: {
       architecture: check.architecture,
       ok: check.ok,
@@ -69,16 +72,24 @@ export function inspectText(file: string, g: GgufFile, check: ModelCheck, full: 
   const out: string[] = [];
   out.push(bold(file));
   out.push(`  GGUF v${g.version} · ${thousands(g.fileSize)} bytes (${humanBytes(g.fileSize)}) · alignment ${g.alignment} · header ${thousands(g.headerBytes)} bytes · data at ${thousands(g.dataOffset)}`);
-  out.push(`  ${g.tensors.length} tensors · ${g.metadata.size} metadata keys`, "");
+  out.push(`  ${g.tensors.length} tensors · ${g.metadata.size} metadata keys`);
+  const split = g.shards.length > 1;
+  if (split) {
+    out.push(`  split into ${g.shards.length} files (metadata from the first):`);
+    out.push(table(g.shards.map((s, i) => [String(i + 1), s.path ?? "?", `${thousands(s.tensorCount)} tensors`, humanBytes(s.fileSize)]), [0], "    "));
+  }
+  out.push("");
 
   out.push(bold("metadata"));
   out.push(table([...g.metadata].map(([k, v]) => [k, dim(v.type === "array" ? `${v.itemType}[${v.length}]` : v.type), full ? fullValue(v) : describeValue(v)])));
   out.push("");
 
   out.push(bold("tensors"));
-  const rows = g.tensors.map((t, i) => [String(i), t.name, ggmlTypeName(t.type), `[${t.shape.join(", ")}]`, thousands(t.offset), thousands(t.bytes)]);
-  const shown = full || rows.length <= 2 * SHOWN_TENSORS ? rows : [...rows.slice(0, SHOWN_TENSORS), ["…", dim(`${rows.length - 2 * SHOWN_TENSORS} more (--full lists all)`), "", "", "", ""], ...rows.slice(-SHOWN_TENSORS)];
-  out.push(table([[dim("#"), dim("name"), dim("type"), dim("shape"), dim("offset"), dim("bytes")], ...shown], [0, 4, 5]), "");
+  const rows = g.tensors.map((t, i) => [String(i), t.name, ggmlTypeName(t.type), `[${t.shape.join(", ")}]`, ...(split ? [String(t.shard + 1)] : []), thousands(t.offset), thousands(t.bytes)]);
+  const blank = rows[0]?.map(() => "") ?? [];
+  const shown = full || rows.length <= 2 * SHOWN_TENSORS ? rows : [...rows.slice(0, SHOWN_TENSORS), ["…", dim(`${rows.length - 2 * SHOWN_TENSORS} more (--full lists all)`), ...blank.slice(2)], ...rows.slice(-SHOWN_TENSORS)];
+  const head = [dim("#"), dim("name"), dim("type"), dim("shape"), ...(split ? [dim("file")] : []), dim("offset"), dim("bytes")];
+  out.push(table([head, ...shown], split ? [0, 4, 5, 6] : [0, 4, 5]), "");
 
   out.push(bold("totals by type"));
   const totals = g.totalsByType();

@@ -20,6 +20,8 @@ export interface LoadFlags {
   readonly workers?: number;
   /** Say each phase on stderr as it starts. */
   readonly debug?: boolean;
+  /** Load without the registry's approval. */
+  readonly unchecked?: boolean;
 }
 
 /** Where the command writes: stdout (results, JSON) and stderr (notes, progress). */
@@ -38,7 +40,7 @@ export interface Io {
 export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promise<number> {
   const path = flags.model ?? (await ensureDefaultModel(io.signal, (p) => io.err(dim(`creating ${DEFAULT_MODEL_ABOUT} at ${p}…`))));
   if (!flags.model) io.err(dim(`no --model given: loading ${defaultModelPath()}`));
-  const planned = await planFile(path);
+  const planned = await planFile(path, { unchecked: flags.unchecked });
   try {
     return await planAndLoad(planned, flags, gpu, io);
   } finally {

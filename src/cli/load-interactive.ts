@@ -143,7 +143,7 @@ async function chooseModel(paths: readonly string[], io: InteractiveIo, ui: { in
 function option(c: Candidate) {
   const label = relative(process.cwd(), c.path) || c.path;
   if (c.problem) return { value: c.path, label, hint: `${humanBytes(c.size)} · cannot be loaded: ${c.problem}`, disabled: true };
-  return { value: c.path, label, hint: `${humanBytes(c.size)} · ${c.architecture ?? "?"} · ${c.quantization ?? "?"} · ${c.tensors} tensors · ${c.where}` };
+  return { value: c.path, label, hint: `${humanBytes(c.size)}${c.files > 1 ? ` in ${c.files} files` : ""} · ${c.architecture ?? "?"} · ${c.quantization ?? "?"} · ${c.tensors} tensors · ${c.where}` };
 }
 
 async function upload(gpu: GpuBackend, planned: Planned, device: number, io: InteractiveIo, ui: { input: Readable; output: Writable }): Promise<LoadedModel> {

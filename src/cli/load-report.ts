@@ -24,8 +24,13 @@ export interface Planned {
 /** Tensors and bytes by type, and the VRAM the plan needs. */
 export function planLines(p: Planned): string[] {
   const c = p.check.config;
-  const out = [`${bold(relative(process.cwd(), p.path) || p.path)} ${dim(`(${humanBytes(p.gguf.fileSize)})`)}`];
-  if (c) out.push(dim(`${c.architecture} · ${c.layers} layers · hidden ${c.hiddenSize} · ${c.heads} heads (${c.kvHeads} KV) · FFN ${c.ffnSize} · vocab ${thousands(c.vocabSize)}`));
+  const shards = p.gguf.shards.length;
+  const out = [`${bold(relative(process.cwd(), p.path) || p.path)} ${dim(`(${humanBytes(p.gguf.fileSize)}${shards > 1 ? ` in ${shards} files` : ""})`)}`];
+  if (c) {
+    const experts = c.experts > 0 ? ` · ${c.experts} experts (${c.expertsUsed} per token)` : "";
+    out.push(dim(`${c.architecture} · ${c.layers} layers · hidden ${c.hiddenSize} · ${c.heads} heads (${c.kvHeads} KV) · FFN ${c.ffnSize}${experts} · vocab ${thousands(c.vocabSize)}`));
+  }
+  if (p.file.unchecked) out.push(uncheckedLine(p));
   const rows = p.gguf.totalsByType().map((t) => [t.name, String(t.count), thousands(t.bytes), (t.bytes / MiB).toFixed(1)]);
   rows.push(["all", String(p.gguf.tensors.length), thousands(p.plan.uploadBytes), (p.plan.uploadBytes / MiB).toFixed(1)]);
   out.push(table([[dim("type"), dim("tensors"), dim("bytes"), dim("MiB")], ...rows], [1, 2, 3], ""));
@@ -38,6 +43,12 @@ export function planLines(p: Planned): string[] {
 export function fitsLine(d: DeviceInfo, needed: number): string {
   const fits = needed <= d.freeBytes;
   return `${d.index}: ${d.name} — ${humanBytes(d.freeBytes)} free of ${humanBytes(d.totalBytes)} · ${fits ? "fits" : `does not fit (needs ${humanBytes(needed)})`}`;
+}
+
+/** What --unchecked loads without: the registry's first objection. */
+export function uncheckedLine(p: { check: Planned["check"] }): string {
+  const first = p.check.problems[0]?.message ?? "";
+  return `layout not checked (--unchecked): ${first}${p.check.problems.length > 1 ? ` (and ${p.check.problems.length - 1} more)` : ""}; every tensor is loaded as the file has it`;
 }
 
 /** After the load: where the VRAM went, as the ledger, CUDA and nvidia-smi each see it, and how long each step took. */
@@ -67,6 +78,7 @@ export function summaryLines(m: LoadedModel, smiBytes: number | null, verified: 
     ], [], ""),
   ];
   if (r.plan.tiedHead) out.push("", "output.weight is tied to token_embd.weight: one copy in VRAM, two names.");
+  if (!r.check.ok) out.push("", uncheckedLine(r));
   for (const w of r.check.warnings) out.push(dim(`note: ${w}`));
   return out;
 }
@@ -74,14 +86,26 @@ export function summaryLines(m: LoadedModel, smiBytes: number | null, verified: 
 // ─── JSON ─────────────────────────────────────────────────────────────────────
 
 export interface LoadJson {
-  model: { path: string; fileSize: number; architecture: string | null; config: Record<string, unknown> | null; tensors: number; tiedHead: boolean };
+  model: {
+    path: string;
+    fileSize: number;
+    architecture: string | null;
+    config: Record<string, unknown> | null;
+    tensors: number;
+    tiedHead: boolean;
+    /** False when loaded with --unchecked despite the registry's problems (listed). */
+    checked: boolean;
+    problems: string[];
+    /** Every file of the model (one unless it is a split set). */
+    shards: { path: string; fileSize: number; tensors: number }[];
+  };
   device: { index: number; name: string; computeCapability: string; totalBytes: number; freeBytes: number } | null;
   plan: {
     arenaBytes: number;
     dataBytes: number;
     paddingBytes: number;
     byType: { type: string; count: number; bytes: number }[];
-    tensors: { name: string; type: string; shape: number[]; bytes: number; fileOffset: number; offset: number; aliasOf?: string }[];
+    tensors: { name: string; type: string; shape: number[]; bytes: number; shard: number; fileOffset: number; offset: number; aliasOf?: string }[];
   };
   dryRun: boolean;
   ledger: { totalBytes: number; dataBytes: number; paddingBytes: number } | null;
@@ -93,14 +117,24 @@ export interface LoadJson {
 export function loadJson(p: Planned, device: DeviceInfo | null, loaded: LoadedModel | null, smiBytes: number | null, verified: boolean): LoadJson {
   const r = loaded?.report;
   return {
-    model: { path: p.path, fileSize: p.gguf.fileSize, architecture: p.check.architecture, config: p.check.config ? { ...p.check.config } : null, tensors: p.gguf.tensors.length, tiedHead: p.plan.tiedHead },
+    model: {
+      path: p.path,
+      fileSize: p.gguf.fileSize,
+      architecture: p.check.architecture,
+      config: p.check.config ? { ...p.check.config } : null,
+      tensors: p.gguf.tensors.length,
+      tiedHead: p.plan.tiedHead,
+      checked: p.check.ok,
+      problems: p.check.problems.map((x) => x.message),
+      shards: p.gguf.shards.map((s) => ({ path: s.path ?? p.path, fileSize: s.fileSize, tensors: s.tensorCount })),
+    },
     device: device ? { index: device.index, name: device.name, computeCapability: device.computeCapability, totalBytes: device.totalBytes, freeBytes: device.freeBytes } : null,
     plan: {
       arenaBytes: p.plan.arenaBytes,
       dataBytes: p.plan.ledger.dataBytes,
       paddingBytes: p.plan.ledger.paddingBytes,
       byType: p.gguf.totalsByType().map((t) => ({ type: t.name, count: t.count, bytes: t.bytes })),
-      tensors: p.plan.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), shape: [...t.shape], bytes: t.bytes, fileOffset: t.fileOffset, offset: t.offset, ...(t.aliasOf ? { aliasOf: t.aliasOf } : {}) })),
+      tensors: p.plan.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), shape: [...t.shape], bytes: t.bytes, shard: t.shard, fileOffset: t.fileOffset, offset: t.offset, ...(t.aliasOf ? { aliasOf: t.aliasOf } : {}) })),
     },
     dryRun: loaded === null,
     ledger: loaded ? { totalBytes: loaded.ledger.totalBytes, dataBytes: loaded.ledger.dataBytes, paddingBytes: loaded.ledger.paddingBytes } : null,

@@ -29,8 +29,8 @@ export async function ensureDefaultModel(signal: AbortSignal, onCreate?: (path: 
  * refuses throws. The file stays open: the load reads through the same
  * descriptor, so what is shown is what is loaded. Close it with planned.file.close().
  */
-export async function planFile(path: string): Promise<Planned> {
-  const file = await ModelFile.open(path);
+export async function planFile(path: string, options: { unchecked?: boolean } = {}): Promise<Planned> {
+  const file = await ModelFile.open(path, options);
   return { path, gguf: file.gguf, check: file.check, plan: planLoad(file.gguf, file.check), file };
 }
 

@@ -1,5 +1,5 @@
 // bun run load [file…] [--model F] [--device N] [--verify] [--dry-run] [--json]
-//              [--hold] [--yes] [--workers N] [--debug]
+//              [--hold] [--yes] [--workers N] [--unchecked] [--debug]
 //
 // In a terminal with no flags it asks (load-interactive.ts); otherwise it does
 // what the flags say and never prompts (load-batch.ts).
@@ -30,6 +30,9 @@ export const LOAD_USAGE = `usage: bun run load [file.gguf…] [options]
   --yes           do not ask for confirmation
   --workers N     upload threads (default: ¾ of the CPUs, at most 12;
                   0 uploads on the main thread)
+  --unchecked     load a model the registry refuses or does not know (another
+                  architecture): only the GGUF format is checked, every tensor
+                  is loaded as the file has it
   --debug         print each phase as it starts, and the stack of an unexpected error
 
 exit codes: 0 ok · 1 load error · 2 usage · 3 no GPU · 4 out of VRAM · 130 cancelled`;
@@ -43,6 +46,7 @@ const Flags = z.object({
   hold: boolFlag,
   yes: boolFlag,
   workers: intFlag("a number of upload threads (0: the main thread)", 0, 256),
+  unchecked: boolFlag,
   debug: boolFlag,
   help: boolFlag,
 });
@@ -75,7 +79,7 @@ export async function loadCommand(argv: readonly string[], env: LoadEnvironment)
   if (args.positionals.length > 1) throw new UsageError("give one model: a path, or --model");
   if (args.positionals.length === 1 && flags.model) throw new UsageError("give the model once: a path or --model, not both");
   const model = flags.model ?? args.positionals[0];
-  const batch: LoadFlags = { model, device: flags.device, verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers, debug: flags.debug };
+  const batch: LoadFlags = { model, device: flags.device, verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers, debug: flags.debug, unchecked: flags.unchecked };
   const tty = env.stderr.isTTY === true;
   const io: Io = {
     out: (text) => void env.stdout.write(`${text}\n`),

@@ -5,7 +5,7 @@ export { Device, deviceCount, deviceInfo, listDevices, memInfo, type DeviceInfo 
 export { Arena } from "./arena.ts";
 export { Stager } from "./stager.ts";
 export { hostChecksum, hostChecksumPartial, finishChecksum } from "./checksum.ts";
-export { Model, type DeviceTensor, type ModelSource } from "./model.ts";
+export { Model, type DeviceTensor, type ModelSource, type SourceFile } from "./model.ts";
 export { VramLedger, type LedgerEntry } from "./ledger.ts";
 export { CudaError, type CudaErrorCode } from "./errors.ts";
 export { nativePath } from "./native.ts";

@@ -23,10 +23,15 @@ export interface DeviceTensor {
   readonly fileOffset: number;
 }
 
-export interface ModelSource {
+export interface SourceFile {
   readonly path: string;
   readonly fileSize: number;
   readonly mtimeMs: number;
+}
+
+/** Where a model came from: its file, or the first of its split set; `files` lists every one, by shard. */
+export interface ModelSource extends SourceFile {
+  readonly files: readonly SourceFile[];
 }
 
 export class Model {

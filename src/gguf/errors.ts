@@ -27,6 +27,8 @@ export const GGUF_ERROR_CODES = [
   "MISALIGNED_TENSOR",
   "TENSOR_OUT_OF_FILE",
   "OVERLAPPING_TENSORS",
+  "SPLIT_MISSING_SHARD", // a file of a split set (NAME-0000k-of-0000n.gguf) is absent
+  "BAD_SPLIT", // a split set whose shards disagree: numbering, counts, a tensor in two shards
   "FILE_NOT_FOUND",
   "IS_A_DIRECTORY",
   "NOT_READABLE",

@@ -16,6 +16,16 @@ export interface GgufTensorInfo {
   readonly bytes: number;
   /** Where the tensor's info record starts in the file. */
   readonly infoOffset: number;
+  /** Which file of a split set holds it (0 for a single file); `offset` is in that file. */
+  readonly shard: number;
+}
+
+/** One file of a model: the model itself, or one shard of a split set. */
+export interface ShardInfo {
+  readonly path: string | null;
+  readonly fileSize: number;
+  readonly dataOffset: number;
+  readonly tensorCount: number;
 }
 
 export interface TypeTotal {
@@ -35,10 +45,13 @@ interface GgufFileFields {
   metadata: ReadonlyMap<string, GgufValue>;
   keyOffsets: ReadonlyMap<string, number>;
   tensors: readonly GgufTensorInfo[];
+  /** Every file, for a split set; by default this one. */
+  shards?: readonly ShardInfo[];
 }
 
 export class GgufFile {
   readonly path: string | null;
+  /** Bytes of the file (of every shard, for a split set). */
   readonly fileSize: number;
   readonly version: number;
   readonly alignment: number;
@@ -50,6 +63,8 @@ export class GgufFile {
   /** Where each key-value record starts, for messages. */
   readonly keyOffsets: ReadonlyMap<string, number>;
   readonly tensors: readonly GgufTensorInfo[];
+  /** The files the model is in: one, or every shard of a split set (metadata comes from the first). */
+  readonly shards: readonly ShardInfo[];
   private readonly byName: ReadonlyMap<string, GgufTensorInfo>;
 
   constructor(f: GgufFileFields) {
@@ -62,6 +77,7 @@ export class GgufFile {
     this.metadata = f.metadata;
     this.keyOffsets = f.keyOffsets;
     this.tensors = f.tensors;
+    this.shards = f.shards ?? [{ path: f.path, fileSize: f.fileSize, dataOffset: f.dataOffset, tensorCount: f.tensors.length }];
     this.byName = new Map(f.tensors.map((t) => [t.name, t]));
   }
 

@@ -266,6 +266,7 @@ class ParseState {
       offset: dataOffset + relativeOffset,
       bytes: Number(t.bytes),
       infoOffset: t.infoOffset,
+      shard: 0,
     };
   }
 }

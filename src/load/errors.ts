@@ -57,6 +57,7 @@ export function toLoadError(e: unknown, path = "the model file"): LoadError {
     const where = e.file ? `${e.file}: ` : "";
     const code: LoadErrorCode =
       e.code === "FILE_NOT_FOUND" || e.code === "NOT_READABLE" || e.code === "IS_A_DIRECTORY" || e.code === "NOT_GGUF" ? e.code
+      : e.code === "SPLIT_MISSING_SHARD" ? "FILE_NOT_FOUND"
       : GGUF_DIMENSION_CODES.has(e.code) ? "INVALID_DIMENSIONS"
       : "CORRUPT_FILE";
     return new LoadError(code, `${where}${e.message}`, e.hint, { cause: e });

@@ -6,7 +6,6 @@
 // Loads are independent: each has its own job (cursor, stop flag, byte count),
 // so several may run at once on one Loader, and cancelling one stops only it.
 
-import { closeSync, openSync } from "node:fs";
 import { cpus } from "node:os";
 import type { ModelCheck } from "../arch/index.ts";
 import { Arena, memInfo, Model, openCuda, nativePath, type Schedule } from "../cuda/index.ts";
@@ -16,7 +15,7 @@ import { checkPath, ModelFile } from "./model-file.ts";
 import { planLoad, uploadSpans, type LoadPlan } from "./plan.ts";
 import { UploadPool, type PoolOptions } from "./pool.ts";
 import { newUploadJob } from "./spans.ts";
-import { verifyAgainst, type VerifyReport } from "./verify.ts";
+import { verifyAgainst, verifyModel, type VerifyReport } from "./verify.ts";
 
 const MiB = 1024 * 1024;
 
@@ -48,6 +47,11 @@ export interface LoadOptions extends UploadTuning {
   /** Called when a phase starts, for spinners. */
   readonly onPhase?: (phase: LoadPhase) => void;
   readonly signal?: AbortSignal;
+  /**
+   * Load a model the registry refuses or does not know (an architecture outside
+   * it): only the GGUF format is checked, and every tensor goes to VRAM as it is.
+   */
+  readonly unchecked?: boolean;
   /** Skip the free-VRAM pre-check, so an oversized arena fails in cudaMalloc itself (for tests). */
   readonly skipVramCheck?: boolean;
 }
@@ -131,14 +135,9 @@ export class Loader {
     return loadWith(this.pool, source, options);
   }
 
-  /** Check a loaded model against its file again, with this loader's workers reading in parallel. */
-  async verify(model: Model): Promise<VerifyReport> {
-    const fd = openSync(model.source.path, "r");
-    try {
-      return await verifyAgainst(model, [fd], this.pool.workers > 0 ? this.pool : null);
-    } finally {
-      closeSync(fd);
-    }
+  /** Check a loaded model against its files again, with this loader's workers reading in parallel. */
+  verify(model: Model): Promise<VerifyReport> {
+    return verifyModel(model, this.pool.workers > 0 ? this.pool : null);
   }
 
   /** Stops the loads in flight, frees every ring and ends the workers. */
@@ -187,7 +186,7 @@ async function loadWith(pool: UploadPool, source: string | ModelFile, options: L
   try {
     phase("parse");
     let t = performance.now();
-    file ??= await ModelFile.open(source as string);
+    file ??= await ModelFile.open(source as string, { unchecked: options.unchecked });
     timings.parse = performance.now() - t;
     abortIfCancelled();
 
@@ -222,8 +221,9 @@ async function loadWith(pool: UploadPool, source: string | ModelFile, options: L
     const freeAfter = memInfoOrThrow(device).freeBytes;
     abortIfCancelled();
 
-    const stat = file.stats[0]!;
-    const model = new Model(arena, plan.tensors, plan.ledger, { path: file.path, fileSize: stat.size, mtimeMs: stat.mtimeMs });
+    const stats = file.stats;
+    const files = file.paths.map((path, i) => ({ path, fileSize: stats[i]!.size, mtimeMs: stats[i]!.mtimeMs }));
+    const model = new Model(arena, plan.tensors, plan.ledger, { ...files[0]!, files });
     arena = null; // the model owns it now
     if (options.verify) {
       phase("verify");

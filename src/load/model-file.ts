@@ -1,43 +1,69 @@
-// A model file opened for loading: the descriptor the header is parsed from is
-// the one the tensor bytes are read through, so what was planned is what is
-// loaded even if the path is replaced meanwhile. Open it once, show its plan,
-// load it, close it (the CLI does exactly that: it parses once).
+// A model opened for loading: one file, or every file of a split set. The
+// descriptor each header is parsed from is the one its tensor bytes are read
+// through, so what was planned is what is loaded even if a path is replaced
+// meanwhile. Open it once, show its plan, load it, close it (the CLI does
+// exactly that: it parses once).
 
 import { closeSync, fstatSync, openSync, statSync, type Stats } from "node:fs";
 import { checkModel, type ModelCheck } from "../arch/index.ts";
-import { readGguf, type GgufFile } from "../gguf/index.ts";
+import { GgufError, readGguf, readModelFiles, type GgufFile } from "../gguf/index.ts";
 import { LoadError, modelError, toLoadError } from "./errors.ts";
+
+export interface OpenOptions {
+  /**
+   * Load a model the registry refuses or does not know: only the GGUF format
+   * is checked, every tensor goes to VRAM as it is, and nothing is tied.
+   */
+  readonly unchecked?: boolean;
+}
 
 export class ModelFile {
   #fds: number[];
 
   private constructor(
+    /** The path given (any file of a split set). */
     readonly path: string,
+    /** Every file, by shard (one for a model that is not split). */
+    readonly paths: readonly string[],
     fds: number[],
     /** fstat of each file when it was opened. */
     readonly stats: readonly Stats[],
     readonly gguf: GgufFile,
     readonly check: ModelCheck,
+    /** Loaded without the registry's approval (--unchecked): `check` says what it found. */
+    readonly unchecked: boolean,
   ) {
     this.#fds = fds;
   }
 
-  /** Opens and parses `path`; a model the registry refuses throws (its first problem; all are in `problems`). */
-  static async open(path: string): Promise<ModelFile> {
-    const fd = openForLoad(path);
-    try {
+  /**
+   * Opens and parses `path`, and the rest of its split set if it is a shard; a
+   * model the registry refuses throws (its first problem; all are in
+   * `problems`), unless `unchecked`.
+   */
+  static async open(path: string, options: OpenOptions = {}): Promise<ModelFile> {
+    checkPath(path);
+    const opened = new Map<string, { fd: number; stats: Stats }>();
+    const read = async (p: string): Promise<GgufFile> => {
+      const fd = openShard(p);
       const stats = fstatSync(fd);
+      opened.set(p, { fd, stats });
+      return readGguf({ fd, size: stats.size }, { path: p });
+    };
+    try {
       let gguf: GgufFile;
       try {
-        gguf = await readGguf({ fd, size: stats.size }, { path });
+        gguf = await readModelFiles(path, read);
       } catch (e) {
         throw toLoadError(e, path);
       }
       const check = checkModel(gguf);
-      if (!check.ok) throw modelError(path, check.problems);
-      return new ModelFile(path, [fd], [stats], gguf, check);
+      if (!check.ok && !options.unchecked) throw modelError(path, check.problems);
+      const paths = gguf.shards.map((s) => s.path!);
+      const files = paths.map((p) => opened.get(p)!);
+      return new ModelFile(path, paths, files.map((f) => f.fd), files.map((f) => f.stats), gguf, check, !check.ok);
     } catch (e) {
-      closeSync(fd);
+      for (const { fd } of opened.values()) closeSync(fd);
       throw e;
     }
   }
@@ -52,22 +78,23 @@ export class ModelFile {
     return this.#fds.length === 0;
   }
 
-  /** The file must be the one that was parsed, unchanged: same size and mtime, and still at its path. */
+  /** Every file must be the one that was parsed, unchanged: same size and mtime, and still at its path. */
   checkUnchanged(): void {
     this.fds.forEach((fd, i) => {
+      const path = this.paths[i]!;
       const before = this.stats[i]!;
       const now = fstatSync(fd);
       if (now.size !== before.size || now.mtimeMs !== before.mtimeMs) {
-        throw new LoadError("FILE_CHANGED", `${this.path} was modified during the load (size ${before.size} → ${now.size})`, "make sure nothing writes the file while it loads, then load it again");
+        throw new LoadError("FILE_CHANGED", `${path} was modified during the load (size ${before.size} → ${now.size})`, "make sure nothing writes the file while it loads, then load it again");
       }
       let onDisk: Stats | null = null;
       try {
-        onDisk = statSync(this.path);
+        onDisk = statSync(path);
       } catch {
         // deleted during the load: the open file is still what was read
       }
       if (onDisk && (onDisk.ino !== before.ino || onDisk.dev !== before.dev)) {
-        throw new LoadError("FILE_CHANGED", `${this.path} was replaced by another file during the load`, "load it again once the new file is complete");
+        throw new LoadError("FILE_CHANGED", `${path} was replaced by another file during the load`, "load it again once the new file is complete");
       }
     });
   }
@@ -98,11 +125,14 @@ export function checkPath(path: string): void {
   if (!st.isFile()) throw new LoadError("NOT_READABLE", `${path} is not a regular file`, "pass the path of a .gguf file");
 }
 
-function openForLoad(path: string): number {
-  checkPath(path);
+/** Opens one file of the model; a missing one is the reader's FILE_NOT_FOUND (a split set names it). */
+function openShard(path: string): number {
   try {
     return openSync(path, "r");
   } catch (e) {
-    throw new LoadError("NOT_READABLE", `${path} cannot be opened (${(e as NodeJS.ErrnoException).code})`, "check the file's permissions");
+    const code = (e as NodeJS.ErrnoException).code;
+    const error = code === "ENOENT" ? new GgufError("FILE_NOT_FOUND", "no such file", -1, "check the path") : new GgufError("NOT_READABLE", `the file cannot be opened (${code})`, -1, "check the file's permissions");
+    error.file = path;
+    throw error;
   }
 }

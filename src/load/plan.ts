@@ -44,11 +44,11 @@ export interface LoadPlan {
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
 export function planLoad(gguf: GgufFile, check: ModelCheck): LoadPlan {
-  const inFileOrder = [...gguf.tensors].sort((a, b) => a.offset - b.offset);
+  const inFileOrder = [...gguf.tensors].sort((a, b) => a.shard - b.shard || a.offset - b.offset);
   const tensors: PlannedTensor[] = [];
   let next = 0;
   for (const t of inFileOrder) {
-    tensors.push({ name: t.name, type: t.type, shape: t.shape, bytes: t.bytes, shard: 0, fileOffset: t.offset, offset: next });
+    tensors.push({ name: t.name, type: t.type, shape: t.shape, bytes: t.bytes, shard: t.shard, fileOffset: t.offset, offset: next });
     next = alignUp(next + t.bytes, ARENA_ALIGNMENT);
   }
   const arenaBytes = Math.max(next, ARENA_ALIGNMENT);
@@ -60,13 +60,15 @@ export function planLoad(gguf: GgufFile, check: ModelCheck): LoadPlan {
   }));
   const uploadBytes = tensors.reduce((n, t) => n + t.bytes, 0);
 
-  // A tied LM head is token_embd's memory under a second name: no second copy.
+  // A tied LM head is token_embd's memory under a second name: no second copy. (A model
+  // loaded unchecked is loaded as it is: its tensors, nothing inferred.)
   const embd = tensors.find((t) => t.name === "token_embd.weight");
-  if (check.tiedHead && embd) {
+  const tiedHead = check.ok && check.tiedHead;
+  if (tiedHead && embd) {
     tensors.push({ ...embd, name: "output.weight", aliasOf: embd.name });
     entries.push({ name: "output.weight", offset: embd.offset, bytes: 0, padding: 0, aliasOf: embd.name });
   }
-  return { tensors, ledger: new VramLedger(entries, arenaBytes, ARENA_ALIGNMENT), arenaBytes, uploadBytes, tiedHead: check.tiedHead };
+  return { tensors, ledger: new VramLedger(entries, arenaBytes, ARENA_ALIGNMENT), arenaBytes, uploadBytes, tiedHead };
 }
 
 /** File gaps up to this size are read along with their neighbours rather than starting a new span. */

@@ -17,25 +17,26 @@ export interface VerifyReport {
 }
 
 /**
- * Checks a loaded model against its file, reading the file again from its path
- * (on this thread, yielding between chunks; a Loader's verify() or the
- * `verify` load option spread the reading over the upload workers).
+ * Checks a loaded model against its files, reading them again from their paths
+ * (on this thread, yielding between chunks, unless a Loader's pool is given:
+ * Loader.verify() and the `verify` load option spread the reading over its workers).
  */
-export async function verifyModel(model: Model): Promise<VerifyReport> {
-  const path = model.source.path;
-  let fd: number;
+export async function verifyModel(model: Model, pool: UploadPool | null = null): Promise<VerifyReport> {
+  const fds: number[] = [];
   try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw code === "ENOENT"
-      ? new LoadError("FILE_CHANGED", `${path} no longer exists, so VRAM cannot be checked against it`, "the file was removed or renamed after the load; load it again from where it is now")
-      : new LoadError("NOT_READABLE", `${path} cannot be opened to verify it (${code})`, "check the file's permissions");
-  }
-  try {
-    return await verifyAgainst(model, [fd], null);
+    for (const { path } of model.source.files) {
+      try {
+        fds.push(openSync(path, "r"));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw code === "ENOENT"
+          ? new LoadError("FILE_CHANGED", `${path} no longer exists, so VRAM cannot be checked against it`, "the file was removed or renamed after the load; load it again from where it is now")
+          : new LoadError("NOT_READABLE", `${path} cannot be opened to verify it (${code})`, "check the file's permissions");
+      }
+    }
+    return await verifyAgainst(model, fds, pool);
   } finally {
-    closeSync(fd);
+    for (const fd of fds) closeSync(fd);
   }
 }
 
@@ -60,13 +61,14 @@ export async function verifyAgainst(model: Model, fds: readonly number[], pool: 
 
   const mismatched = tensors.filter((t, i) => finishChecksum(rangeSum(job, i), t.bytes) !== onGpu[i]).map((t) => t.name);
   if (mismatched.length > 0) {
-    let changed = true;
-    try {
-      const st = statSync(path);
-      changed = st.size !== model.source.fileSize || st.mtimeMs !== model.source.mtimeMs;
-    } catch {
-      // gone: certainly changed
-    }
+    const changed = model.source.files.some((f) => {
+      try {
+        const st = statSync(f.path);
+        return st.size !== f.fileSize || st.mtimeMs !== f.mtimeMs;
+      } catch {
+        return true; // gone: certainly changed
+      }
+    });
     const more = mismatched.length > 1 ? ` and ${mismatched.length - 1} more tensor${mismatched.length > 2 ? "s" : ""}` : "";
     throw new LoadError(
       "VERIFY_FAILED",
