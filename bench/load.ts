@@ -5,14 +5,16 @@
 // disk's sequential read, peak RSS, and CUDA context creation apart. Each figure
 // is given as a ratio to the pinned ceiling. Writes build/bench/load.json.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { boolFlag, intFlag, parseFlags, splitArgs, UsageError } from "../src/cli/args.ts";
 import { runMain } from "../src/cli/main.ts";
 import { deviceInfo, measureH2D, openCuda, versions } from "../src/cuda/index.ts";
+import { REAL_SIZE_FAMILY_FIXTURES } from "../src/fixtures/family-models.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
+import { fixtureModel } from "../src/fixtures/models.ts";
 import { defaultTuning, Loader, toLoadError, type UploadTuning } from "../src/load/index.ts";
 import type { Schedule } from "../src/cuda/index.ts";
 import { diskReadGBps, evictFromPageCache, mmapUpload, naiveUpload, peakRss, resetPeakRss, warmPageCache } from "./probes.ts";
@@ -28,6 +30,8 @@ const MiB = 1024 * 1024;
 const Flags = z.object({
   models: z.string().regex(/^[\w.,]+$/, "must be a list of models: 0.5b,7b,14b").optional(),
   sweep: boolFlag,
+  /** The real-size fixture of every family: warm end to end and upload against the ceiling. */
+  families: boolFlag,
   /** Sweep these instead: workers x slots x MiB, comma-separated (e.g. 8x3x2,16x3x4). */
   configs: z.string().regex(/^(\d+x\d+x\d+(:(guided|tapered|chunks|shares))?,?)+$/, "must be a list of WORKERSxSLOTSxMiB[:schedule], e.g. 12x3x2,8x3x4:guided").optional(),
   /** Sweep with the file dropped from the page cache before each load. */
@@ -37,7 +41,7 @@ const Flags = z.object({
   help: boolFlag,
 });
 
-const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--sweep | --configs W×S×MiB[:tapered|guided|chunks|shares],… [--cold]] [--reps N] [--device N]";
+const USAGE = "usage: bun run bench [--models 0.5b,7b,14b] [--families] [--sweep | --configs W×S×MiB[:tapered|guided|chunks|shares],… [--cold]] [--reps N] [--device N]";
 
 interface LoadRun {
   endToEndMs: number;
@@ -185,9 +189,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 
   if (flags.sweep || flags.configs) out.sweep = await sweep(device, MODELS[models.at(-1)![0]]!, rows, flags.configs, flags.cold ?? false);
+  if (flags.families) out.families = await familyTable(device, ceiling, reps, lines);
 
   const shorts = models.map(([s]) => s);
-  lines.push(`| | ${shorts.join(" | ")} |`, `|---|${shorts.map(() => "---").join("|")}|`);
+  lines.push("", `| | ${shorts.join(" | ")} |`, `|---|${shorts.map(() => "---").join("|")}|`);
   for (const [row, byModel] of Object.entries(rows)) lines.push(`| ${row} | ${shorts.map((s) => byModel[s] ?? "").join(" | ")} |`);
   console.log(lines.join("\n"));
   mkdirSync(resultsDir(), { recursive: true });
@@ -195,6 +200,51 @@ async function main(argv: readonly string[]): Promise<number> {
   writeFileSync(file, JSON.stringify(out, null, 2));
   console.log(`\nwrote ${file}`);
   return 0;
+}
+
+/**
+ * The real-size fixture of every family, one at a time (written, read once into
+ * the page cache, loaded warm, then removed unless another part of the bench
+ * uses it): warm end to end and the upload's throughput against the pinned
+ * ceiling of this run. Target: ≥ 85% of the ceiling for every file over 4 GB.
+ */
+async function familyTable(device: number, ceiling: number, reps: number, lines: string[]) {
+  const keep = new Set(Object.values(MODELS));
+  const loader = await Loader.open({ device });
+  const results = [];
+  const table = ["| model | file | tensors | warm end to end | warm upload | of the ceiling |", "|---|---|---|---|---|---|"];
+  try {
+    for (const name of REAL_SIZE_FAMILY_FIXTURES) {
+      const t = performance.now();
+      const path = await ensureModelFixture(name);
+      const written = performance.now() - t;
+      try {
+        warmPageCache(path);
+        await timeLoads(loader, path, 2, false);
+        const runs = await timeLoads(loader, path, reps, false);
+        const size = Bun.file(path).size;
+        const e2e = stats(runs.map((r) => r.endToEndMs)).median;
+        const up = stats(runs.map((r) => r.bytes / 1e6 / r.uploadMs)).median;
+        const share = up / ceiling;
+        const met = size <= 4e9 ? "" : share >= 0.85 ? " ✓" : " ✗ (target 85%)";
+        const { model } = await loader.load(path);
+        const tensors = model.tensors.size;
+        model.close();
+        table.push(`| ${fixtureModel(name).title.split(",")[0]} | ${(size / 1e9).toFixed(2)} GB | ${tensors} | ${e2e.toFixed(1)} ms | ${up.toFixed(1)} GB/s | ${(share * 100).toFixed(0)}%${met} |`);
+        console.error(`families: ${name}: ${e2e.toFixed(1)} ms, ${up.toFixed(1)} GB/s (${(share * 100).toFixed(0)}%), written in ${(written / 1000).toFixed(1)} s`);
+        results.push({ name, bytes: size, tensors, runs, endToEndMs: e2e, uploadGBps: up, shareOfCeiling: share });
+      } finally {
+        if (!keep.has(name)) {
+          rmSync(path, { force: true });
+          rmSync(`${path}.stamp`, { force: true });
+        }
+      }
+    }
+  } finally {
+    await loader.close();
+  }
+  lines.push("", `real-size families (warm; pinned ceiling ${ceiling.toFixed(1)} GB/s in this run):`, ...table);
+  return results;
 }
 
 /** Workers, slot size and ring depth, one at a time around the default, on the largest model asked for. */
