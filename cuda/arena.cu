@@ -41,7 +41,10 @@ extern "C" int gv_arena_create(int device, uint64_t bytes, gv_arena **out) {
     }
     int poison = gv_poison_byte.load();
     if (poison >= 0) {
+        /* cudaMemset is asynchronous on the legacy stream, and the stagers' streams are
+         * non-blocking: without the wait, the fill can land after (over) the first copies. */
         err = cudaMemset(arena->ptr, poison, bytes);
+        if (err == cudaSuccess) err = cudaStreamSynchronize(cudaStreamLegacy);
         if (err != cudaSuccess) {
             cudaFree(arena->ptr);
             free(arena);

@@ -50,8 +50,10 @@ describeGpu("loading Qwen2.5-0.5B-Instruct Q4_K_M into VRAM", () => {
   test("291 tensors, every shape and type as the file and the registry say", async () => {
     using model = await load(path);
     const g = await readGguf(path);
-    const expected = checkModel(g).expected;
+    // The registry's expectations for the tensors this file has (it also lists optional ones it lacks).
+    const expected = checkModel(g).expected.filter((e) => g.tensor(e.name) !== undefined);
     expect(model.tensors.size).toBe(291);
+    expect(expected.length).toBe(291);
     for (const e of expected) {
       const t = model.tensor(e.name);
       expect([e.name, [...t.shape]]).toEqual([e.name, e.shape.map((d) => d.size)]);
@@ -150,7 +152,8 @@ describeGpu("loading Qwen2.5-0.5B-Instruct Q4_K_M into VRAM", () => {
     expect(head.devicePtr).toBe(embd.devicePtr);
     expect(head.aliasOf).toBe("token_embd.weight");
     expect(model.ledger.get("output.weight")!.bytes).toBe(0);
-    expect(model.ledger.dataBytes).toBe(485_452_288 - 144_643_072);
+    // No head; the embedding is the head's Q8_0 (144,643,072 B), as llama-quantize makes a tied one, not Q5_0 (93,592,576 B).
+    expect(model.ledger.dataBytes).toBe(485_452_288 - 144_643_072 - 93_592_576 + 144_643_072);
     expect(drop).toBeLessThan(model.ledger.totalBytes + 64 * MiB);
   });
 

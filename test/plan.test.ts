@@ -2,11 +2,15 @@
 // upload reads. Spans must cover every tensor byte exactly once.
 
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { checkModel } from "../src/arch/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { readGguf } from "../src/gguf/index.ts";
 import { ARENA_ALIGNMENT, planLoad, uploadSpans, type LoadPlan } from "../src/load/index.ts";
 import { newUploadJob } from "../src/load/spans.ts";
+import { hugeSparseModel } from "./support/huge.ts";
 
 async function planOf(name: string) {
   const g = await readGguf(await ensureModelFixture(name, { sparse: true }));
@@ -109,6 +113,14 @@ test("a tied head is token_embd's memory: an alias, no second copy", async () =>
   expect(bytesOf(plan, "token_embd.weight")).toBe(144_643_072);
   expect(untied.arenaBytes - plan.arenaBytes).toBe(bytesOf(untied, "output.weight") + bytesOf(untied, "token_embd.weight") - bytesOf(plan, "token_embd.weight"));
   expectExactCoverage(plan, 8 << 20);
+});
+
+test("the model larger than any GPU (test/support/huge.ts) passes the registry, so only VRAM can refuse it", async () => {
+  const g = await readGguf(await hugeSparseModel(mkdtempSync(join(tmpdir(), "gguf-vram-huge-"))));
+  const check = checkModel(g);
+  expect(check.problems).toEqual([]);
+  // token_embd and output, 256 x 2^27 F32 each: 256 GiB before the layers.
+  expect(planLoad(g, check).arenaBytes).toBeGreaterThan(2 * 256 * 2 ** 27 * 4);
 });
 
 describe("tensor sizes that are not multiples of 8, gaps between tensors (tiny-llama-odd)", () => {
