@@ -10,11 +10,13 @@ import { encodeHeader, writeGgufFile } from "../../src/gguf/writer.ts";
 import { fixtureModel, modelMetadata, modelTensors } from "../../src/fixtures/models.ts";
 import { v } from "../../src/fixtures/values.ts";
 
+const TOKENIZER_ARRAYS = new Set(["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"]);
+
 export async function hugeSparseModel(dir: string): Promise<string> {
   const m = fixtureModel("tiny-qwen2-q4_k_m");
   const vocab = 2 ** 27;
   const metadata = [
-    ...(await modelMetadata(m)).filter((e) => !["tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"].includes(e.key)),
+    ...(await modelMetadata(m)).filter((e) => !TOKENIZER_ARRAYS.has(String(e.key))),
     { key: "qwen2.vocab_size", value: v.u32(vocab) },
   ];
   const tensors = modelTensors(m).map((t) =>
