@@ -28,7 +28,7 @@ extern "C" int gv_arena_create(int device, uint64_t bytes, gv_arena **out) {
 
     gv_arena *arena = (gv_arena *)calloc(1, sizeof *arena);
     if (arena == NULL) return gv_fail(GV_ERR_HOST_MEMORY, "gv_arena_create: malloc of the arena handle failed");
-    if (gv_fault_hit(GV_FAULT_DEVICE_ALLOC)) {
+    if (gv_fault_hit(GV_FAULT_DEVICE_ALLOC, device)) {
         free(arena);
         return GV_FAULT_FAIL(GV_FAULT_DEVICE_ALLOC, GV_ERR_OUT_OF_MEMORY, "cudaMalloc of %.1f MiB", GV_MIB(bytes));
     }

@@ -12,13 +12,16 @@
 gv_counters gv_live_counters;
 
 static std::atomic<int64_t> fault_countdown[GV_FAULT_KINDS];
+static std::atomic<int> fault_device{-1}; /* only calls for this device count (-1: any) */
 static std::atomic<int64_t> fault_fired[GV_FAULT_KINDS];
 std::atomic<int> gv_poison_byte{-1};
 
 /* ─── faults ────────────────────────────────────────────────────────────────── */
 
-bool gv_fault_hit(int kind) {
+bool gv_fault_hit(int kind, int device) {
     if (kind < 0 || kind >= GV_FAULT_KINDS) return false;
+    int only = fault_device.load();
+    if (only >= 0 && device != only) return false;
     std::atomic<int64_t> &left = fault_countdown[kind];
     int64_t now = left.load(std::memory_order_relaxed);
     while (now > 0) {
@@ -36,6 +39,7 @@ const char *gv_fault_name(int kind) {
     case GV_FAULT_HOST_PIN: return "GV_FAULT_HOST_PIN";
     case GV_FAULT_COPY: return "GV_FAULT_COPY";
     case GV_FAULT_EVENT: return "GV_FAULT_EVENT";
+    case GV_FAULT_PEER_COPY: return "GV_FAULT_PEER_COPY";
     default: return "GV_FAULT_?";
     }
 }
@@ -47,6 +51,8 @@ extern "C" int gv_fault_inject(int kind, int64_t k) {
     return GV_OK;
 }
 
+extern "C" void gv_fault_device(int device) { fault_device.store(device < 0 ? -1 : device); }
+
 extern "C" int64_t gv_fault_fired(int kind) {
     if (kind < 0 || kind >= GV_FAULT_KINDS) return -1;
     return fault_fired[kind].load();
@@ -57,6 +63,7 @@ extern "C" void gv_fault_reset(void) {
         fault_countdown[kind].store(0);
         fault_fired[kind].store(0);
     }
+    fault_device.store(-1);
 }
 
 extern "C" void gv_debug_poison(int byte) { gv_poison_byte.store(byte < 0 ? -1 : byte & 0xff); }
@@ -70,4 +77,5 @@ extern "C" void gv_live(gv_live_counts *out) {
     out->pinned_ranges = gv_live_counters.pinned_ranges.load();
     out->pinned_bytes = gv_live_counters.pinned_bytes.load();
     out->stagers = gv_live_counters.stagers.load();
+    out->copies = gv_live_counters.copies.load();
 }

@@ -28,7 +28,7 @@ extern "C" {
 
 #define GV_API __attribute__((visibility("default")))
 
-#define GV_ABI_VERSION 2
+#define GV_ABI_VERSION 3
 
 /* ─── status codes ──────────────────────────────────────────────────────────── */
 
@@ -113,10 +113,15 @@ GV_API int gv_unpin(void *ptr);
 
 typedef struct gv_stager gv_stager;
 
-/* `slots` host buffers of `slot_bytes` each (page-aligned malloc + cudaHostRegister,
- * which is far cheaper to set up than cudaMallocHost), one event per slot and one
- * non-blocking stream, on `device`. */
-GV_API int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes, gv_stager **out);
+/* Stager flags. */
+enum gv_stager_flags {
+    GV_STAGER_HUGE_PAGES = 1, /* the ring in 2 MiB transparent huge pages (advice: ordinary pages without THP) */
+};
+
+/* `slots` host buffers of `slot_bytes` each, one page-aligned malloc + cudaHostRegister
+ * for the whole ring (far cheaper to set up than cudaMallocHost), one event per slot
+ * and one non-blocking stream, on `device`. `flags`: gv_stager_flags. */
+GV_API int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes, uint32_t flags, gv_stager **out);
 
 /* Host address of slot `slot`; NULL when out of range. */
 GV_API void *gv_stager_slot(gv_stager *stager, uint32_t slot);
@@ -210,11 +215,40 @@ GV_API uint64_t gv_checksum_finish(uint64_t sum, uint64_t bytes);
  * stream, which does not wait for a stager's non-blocking stream: gv_stager_sync first. */
 GV_API int gv_checksum_device(gv_arena *arena, const uint64_t *ranges, uint32_t n, uint64_t *out);
 
+/* ─── copies between devices (replicas) ─────────────────────────────────────── */
+
+/* Whether `device` can read and write `peer`'s memory directly (NVLink or PCIe peer to
+ * peer), both ways; when it can, peer access is enabled both ways (once per process:
+ * later calls find it enabled). *enabled is 1 then, else 0 (not an error). */
+GV_API int gv_peer_enable(int device, int peer, int *enabled);
+
+typedef struct gv_copy gv_copy;
+
+/* Starts copying [offset, offset + bytes) of arena `src` to the same range of arena `dst`
+ * (on another device: cudaMemcpyPeerAsync, over the peer link when enabled, else through
+ * the host), on a stream of its own on the source device, and records an event after it. */
+GV_API int gv_copy_start(gv_arena *dst, gv_arena *src, uint64_t offset, uint64_t bytes, gv_copy **out);
+/* *done = 1 once the copy has finished (a failure of the copy itself is returned here). */
+GV_API int gv_copy_query(gv_copy *copy, int *done);
+/* Waits for the copy, then frees it; it is gone even when the wait reports an error. */
+GV_API int gv_copy_free(gv_copy *copy);
+
 /* ─── measurement ───────────────────────────────────────────────────────────── */
 
 /* Host-to-device cudaMemcpy bandwidth for a `bytes` buffer, median of `reps` timed
  * copies after one warm-up: pinned (malloc + cudaHostRegister) or pageable. */
 GV_API int gv_measure_h2d(int device, uint64_t bytes, int pinned, int reps, double *gb_per_s);
+
+/* Pinned host-to-device cudaMemcpy to n devices at once, one thread per device (each with
+ * its own pinned buffer of `bytes` and its own device buffer), `reps` copies each after a
+ * warm-up and a barrier. gb_per_s[i] is device i's rate over its own copies, gb_per_s[n]
+ * the aggregate: every byte moved over the time from the barrier to the last copy's end. */
+GV_API int gv_measure_h2d_many(const int *devices, int n, uint64_t bytes, int reps, double *gb_per_s);
+
+/* pread() of the whole open file `fd` (its first file_bytes) by `threads` threads at once,
+ * claiming chunk_bytes at a time from a shared cursor, each into its own buffer: what the
+ * page cache (or the disk) gives to that many readers, in GB/s. */
+GV_API int gv_measure_read(int fd, uint64_t file_bytes, int threads, uint64_t chunk_bytes, double *gb_per_s);
 
 /* ─── accounting and fault injection, for tests ─────────────────────────────── */
 
@@ -225,6 +259,7 @@ typedef struct gv_live_counts {
     uint64_t arenas, arena_bytes;
     uint64_t pinned_ranges, pinned_bytes;
     uint64_t stagers;
+    uint64_t copies; /* gv_copy handles not yet freed */
 } gv_live_counts;
 
 GV_API void gv_live(gv_live_counts *out);
@@ -234,15 +269,19 @@ enum gv_fault {
     GV_FAULT_HOST_PIN = 1,     /* cudaHostRegister in gv_stager_create / gv_pin → GV_ERR_HOST_MEMORY */
     GV_FAULT_COPY = 2,         /* cudaMemcpyAsync in gv_stager_upload* → GV_ERR_COPY */
     GV_FAULT_EVENT = 3,        /* cudaEventRecord / cudaEventSynchronize → GV_ERR_COPY */
-    GV_FAULT_KINDS = 4,
+    GV_FAULT_PEER_COPY = 4,    /* cudaMemcpyPeerAsync in gv_copy_start (counted for the destination) → GV_ERR_COPY */
+    GV_FAULT_KINDS = 5,
 };
 
 /* Makes the k-th call (1-based, counted from now, across threads) of that kind fail as
  * if CUDA had failed, with "injected fault" in the message. k <= 0 disarms the kind. */
 GV_API int gv_fault_inject(int kind, int64_t k);
+/* From now on only calls for `device` count towards (and fire) injected faults; -1: any device.
+ * gv_fault_reset sets it back to -1. */
+GV_API void gv_fault_device(int device);
 /* How many injected faults of `kind` have fired since the last gv_fault_reset (-1 for a bad kind). */
 GV_API int64_t gv_fault_fired(int kind);
-/* Disarms every kind and zeroes the fired counts. */
+/* Disarms every kind, zeroes the fired counts and counts every device again. */
 GV_API void gv_fault_reset(void);
 
 /* Tests: fill every arena created from now on with `byte` (cudaMemset) before it is returned, so

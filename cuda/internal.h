@@ -76,8 +76,9 @@ struct gv_stager {
     uint32_t slots;
     uint32_t next_slot;   /* the slot gv_upload_step fills next: the ring turns across calls */
     uint64_t slot_bytes;  /* as asked */
-    uint64_t slot_pinned; /* slot_bytes rounded up to whole pages: what each slot registers */
-    void **host;          /* slots buffers (gv_pinned_alloc) */
+    void *ring;           /* one gv_pinned_alloc block: slot i starts at i × slot_bytes rounded up to pages */
+    uint64_t ring_bytes;  /* what the block registers */
+    void **host;          /* each slot's start in the ring */
     cudaEvent_t *events;  /* one per slot, recorded after the slot's copies */
     bool *recorded;       /* whether the slot's event was ever recorded */
 };
@@ -97,6 +98,7 @@ struct gv_counters {
     std::atomic<uint64_t> arenas, arena_bytes;
     std::atomic<uint64_t> pinned_ranges, pinned_bytes;
     std::atomic<uint64_t> stagers;
+    std::atomic<uint64_t> copies;
 };
 extern gv_counters gv_live_counters;
 
@@ -105,9 +107,10 @@ static inline void gv_count_pinned(int64_t ranges, int64_t bytes) {
     gv_live_counters.pinned_bytes.fetch_add((uint64_t)bytes);
 }
 
-/* true exactly on the k-th call of `kind` after gv_fault_inject(kind, k), which
- * also disarms the kind; false otherwise. */
-bool gv_fault_hit(int kind);
+/* true exactly on the k-th call of `kind` for `device` after gv_fault_inject(kind, k),
+ * which also disarms the kind; false otherwise. Calls for other devices than the one
+ * gv_fault_device chose do not count (device -1: a call not tied to one device). */
+bool gv_fault_hit(int kind, int device);
 
 /* The byte new arenas are filled with (gv_debug_poison), or -1. */
 extern std::atomic<int> gv_poison_byte;
@@ -125,10 +128,13 @@ const char *gv_fault_name(int kind);
 uint64_t gv_page_size(void);
 uint64_t gv_page_round(uint64_t bytes);
 
-/* *out = a page-aligned host buffer of `bytes` rounded up to whole pages, locked
- * with cudaHostRegister; `fault` lets GV_FAULT_HOST_PIN fail it. Not counted:
- * the caller counts what it keeps. */
-int gv_pinned_alloc(const char *fn, uint64_t bytes, bool fault, void **out);
+/* What gv_pinned_alloc registers for `bytes`: whole pages, or whole 2 MiB huge pages (0 on overflow). */
+uint64_t gv_pinned_size(uint64_t bytes, bool huge);
+
+/* *out = a page-aligned host buffer of gv_pinned_size(bytes, huge) bytes, locked with
+ * cudaHostRegister (huge: 2 MiB-aligned, transparent huge pages asked for); `fault` lets
+ * GV_FAULT_HOST_PIN fail it for `device`. Not counted: the caller counts what it keeps. */
+int gv_pinned_alloc(const char *fn, uint64_t bytes, bool fault, int device, bool huge, void **out);
 
 /* Unregisters and frees a gv_pinned_alloc buffer (frees it even on error). */
 int gv_pinned_release(void *ptr);

@@ -9,6 +9,8 @@
  */
 #include <mutex>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -68,7 +70,7 @@ extern "C" int gv_pin(void *ptr, uint64_t bytes, int read_only) {
     }
 
     int rc = GV_OK;
-    if (gv_fault_hit(GV_FAULT_HOST_PIN)) {
+    if (gv_fault_hit(GV_FAULT_HOST_PIN, -1)) {
         rc = GV_FAULT_FAIL(GV_FAULT_HOST_PIN, GV_ERR_HOST_MEMORY, "gv_pin: cudaHostRegister of %llu bytes (%.1f MiB) at %p",
                            (unsigned long long)bytes, GV_MIB(bytes), ptr);
     } else {
@@ -117,16 +119,30 @@ extern "C" int gv_unpin(void *ptr) {
 
 /* ─── page-aligned pinned buffers ───────────────────────────────────────────── */
 
-/* *out = posix_memalign(page) of bytes rounded up to whole pages, registered with
- * cudaHostRegister. `fault` lets GV_FAULT_HOST_PIN fail it. Not counted here. */
-int gv_pinned_alloc(const char *fn, uint64_t bytes, bool fault, void **out) {
+#define HUGE_PAGE (2ull << 20)
+
+uint64_t gv_pinned_size(uint64_t bytes, bool huge) {
+    if (!huge) return gv_page_round(bytes);
+    if (bytes > UINT64_MAX - (HUGE_PAGE - 1)) return 0;
+    return (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+}
+
+/* *out = posix_memalign of gv_pinned_size(bytes, huge), registered with cudaHostRegister.
+ * With `huge` the buffer is 2 MiB-aligned and asks for transparent huge pages (and is
+ * touched first, so the pages are faulted in as such): fewer pages for the DMA engines and
+ * the IOMMU to translate. `fault` lets GV_FAULT_HOST_PIN fail it (for `device`). Not counted here. */
+int gv_pinned_alloc(const char *fn, uint64_t bytes, bool fault, int device, bool huge, void **out) {
     *out = NULL;
-    uint64_t rounded = gv_page_round(bytes);
+    uint64_t rounded = gv_pinned_size(bytes, huge);
     if (rounded == 0) return gv_fail(GV_ERR_INVALID_ARGUMENT, "%s: %llu bytes cannot be page-aligned", fn, (unsigned long long)bytes);
     void *ptr = NULL;
-    if (posix_memalign(&ptr, gv_page_size(), rounded) != 0)
+    if (posix_memalign(&ptr, huge ? HUGE_PAGE : gv_page_size(), rounded) != 0)
         return gv_fail(GV_ERR_HOST_MEMORY, "%s: malloc of %.1f MiB of host memory failed", fn, GV_MIB(rounded));
-    if (fault && gv_fault_hit(GV_FAULT_HOST_PIN)) {
+    if (huge) {
+        madvise(ptr, rounded, MADV_HUGEPAGE); /* advice only: without THP the buffer is ordinary pages */
+        memset(ptr, 0, rounded);
+    }
+    if (fault && gv_fault_hit(GV_FAULT_HOST_PIN, device)) {
         free(ptr);
         return GV_FAULT_FAIL(GV_FAULT_HOST_PIN, GV_ERR_HOST_MEMORY, "%s: cudaHostRegister of %.1f MiB", fn, GV_MIB(rounded));
     }

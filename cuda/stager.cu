@@ -25,13 +25,12 @@ static cudaError_t release(gv_stager *s, const char **failed_call) {
             *failed_call = #call;                                         \
         }                                                                 \
     } while (0)
-    for (uint32_t i = 0; i < s->slots; i++) {
+    for (uint32_t i = 0; i < s->slots; i++)
         if (s->events != NULL && s->events[i] != NULL) KEEP(cudaEventDestroy(s->events[i]));
-        if (s->host != NULL && s->host[i] != NULL) {
-            KEEP(cudaHostUnregister(s->host[i]));
-            free(s->host[i]);
-            gv_count_pinned(-1, -(int64_t)s->slot_pinned);
-        }
+    if (s->ring != NULL) {
+        KEEP(cudaHostUnregister(s->ring));
+        free(s->ring);
+        gv_count_pinned(-1, -(int64_t)s->ring_bytes);
     }
     if (s->stream != NULL) KEEP(cudaStreamDestroy(s->stream));
 #undef KEEP
@@ -43,13 +42,14 @@ static cudaError_t release(gv_stager *s, const char **failed_call) {
     return first;
 }
 
-extern "C" int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes, gv_stager **out) {
+extern "C" int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes, uint32_t flags, gv_stager **out) {
     GV_REQUIRE(out != NULL, "gv_stager_create: out is NULL");
     *out = NULL;
     GV_REQUIRE(slots > 0, "gv_stager_create: slots is 0");
     GV_REQUIRE(slot_bytes > 0, "gv_stager_create: slot_bytes is 0");
-    uint64_t pinned = gv_page_round(slot_bytes);
-    GV_REQUIRE(pinned != 0 && pinned <= UINT64_MAX / slots, "gv_stager_create: %u slots of %llu bytes overflow", slots,
+    GV_REQUIRE((flags & ~(uint32_t)GV_STAGER_HUGE_PAGES) == 0, "gv_stager_create: unknown flags 0x%x", flags);
+    uint64_t stride = gv_page_round(slot_bytes);
+    GV_REQUIRE(stride != 0 && stride <= UINT64_MAX / 2 / slots, "gv_stager_create: %u slots of %llu bytes overflow", slots,
                (unsigned long long)slot_bytes);
     int rc = gv_use_device("gv_stager_create", device);
     if (rc != GV_OK) return rc;
@@ -59,7 +59,6 @@ extern "C" int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes,
     s->device = device;
     s->slots = slots;
     s->slot_bytes = slot_bytes;
-    s->slot_pinned = pinned;
     s->host = (void **)calloc(slots, sizeof *s->host);
     s->events = (cudaEvent_t *)calloc(slots, sizeof *s->events);
     s->recorded = (bool *)calloc(slots, sizeof *s->recorded);
@@ -69,11 +68,17 @@ extern "C" int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes,
         return gv_fail(GV_ERR_HOST_MEMORY, "gv_stager_create: malloc of the tables for %u slots failed", slots);
     }
 
+    /* The ring is one registered block, the slots page-aligned strides of it. */
+    bool huge = (flags & GV_STAGER_HUGE_PAGES) != 0;
     rc = GV_CHECK(cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), GV_ERR_CUDA);
+    if (rc == GV_OK) rc = gv_pinned_alloc("gv_stager_create", stride * slots, true, device, huge, &s->ring);
+    if (rc == GV_OK) {
+        s->ring_bytes = gv_pinned_size(stride * slots, huge);
+        gv_count_pinned(1, (int64_t)s->ring_bytes);
+    }
     for (uint32_t i = 0; i < slots && rc == GV_OK; i++) {
-        rc = gv_pinned_alloc("gv_stager_create", slot_bytes, true, &s->host[i]);
-        if (rc == GV_OK) gv_count_pinned(1, (int64_t)pinned);
-        if (rc == GV_OK) rc = GV_CHECK(cudaEventCreateWithFlags(&s->events[i], cudaEventDisableTiming), GV_ERR_CUDA);
+        s->host[i] = (char *)s->ring + (uint64_t)i * stride;
+        rc = GV_CHECK(cudaEventCreateWithFlags(&s->events[i], cudaEventDisableTiming), GV_ERR_CUDA);
     }
     if (rc != GV_OK) {
         const char *ignored;
@@ -119,7 +124,7 @@ static int check_target(const char *fn, gv_stager *stager, uint32_t slot, gv_are
 
 /* One copy; every piece counts as one GV_FAULT_COPY call, empty ones included. */
 static int enqueue(const char *fn, gv_stager *stager, gv_arena *arena, uint64_t arena_offset, const void *src, uint64_t bytes) {
-    if (gv_fault_hit(GV_FAULT_COPY))
+    if (gv_fault_hit(GV_FAULT_COPY, stager->device))
         return GV_FAULT_FAIL(GV_FAULT_COPY, GV_ERR_COPY, "%s: cudaMemcpyAsync of %llu bytes to arena offset %llu", fn,
                              (unsigned long long)bytes, (unsigned long long)arena_offset);
     if (bytes == 0) return GV_OK;
@@ -132,7 +137,7 @@ static int enqueue(const char *fn, gv_stager *stager, gv_arena *arena, uint64_t 
 /* Records the slot's event after its copies; on any failure drains the stream. */
 static int finish(const char *fn, gv_stager *stager, uint32_t slot, int rc) {
     if (rc == GV_OK) {
-        if (gv_fault_hit(GV_FAULT_EVENT))
+        if (gv_fault_hit(GV_FAULT_EVENT, stager->device))
             rc = GV_FAULT_FAIL(GV_FAULT_EVENT, GV_ERR_COPY, "%s: cudaEventRecord for slot %u", fn, slot);
         else
             rc = GV_CHECK(cudaEventRecord(stager->events[slot], stager->stream), GV_ERR_COPY);
@@ -189,7 +194,7 @@ extern "C" int gv_stager_wait(gv_stager *stager, uint32_t slot) {
     GV_REQUIRE(stager != NULL, "gv_stager_wait: stager is NULL");
     GV_REQUIRE(slot < stager->slots, "gv_stager_wait: slot %u does not exist: the stager has %u slots", slot, stager->slots);
     if (!stager->recorded[slot]) return GV_OK;
-    if (gv_fault_hit(GV_FAULT_EVENT))
+    if (gv_fault_hit(GV_FAULT_EVENT, stager->device))
         return GV_FAULT_FAIL(GV_FAULT_EVENT, GV_ERR_COPY, "gv_stager_wait: cudaEventSynchronize for slot %u", slot);
     GV_CUDA(cudaEventSynchronize(stager->events[slot]), GV_ERR_COPY);
     return GV_OK;

@@ -13,7 +13,7 @@ import { load, LoadError, type LoadErrorCode, type LoadOptions } from "../src/lo
 import { hugeSparseModel } from "./support/huge.ts";
 import { describeGpu } from "./support/gpu.ts";
 
-const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0 };
+const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };
 const free = () => memInfo(0).freeBytes;
 
 async function failure(path: string, options: LoadOptions = {}): Promise<LoadError> {

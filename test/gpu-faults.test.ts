@@ -9,7 +9,7 @@ import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { Loader, load, LoadError, verifyModel, type LoadErrorCode } from "../src/load/index.ts";
 import { describeGpu } from "./support/gpu.ts";
 
-const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0 };
+const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };
 const MiB = 1024 * 1024;
 const free = () => memInfo(0).freeBytes;
 const tally = { injected: 0, survived: 0, cycles: 0, loadedPastFault: 0 };
@@ -67,7 +67,7 @@ describeGpu("fault campaigns", () => {
   }
 
   test("the k-th device allocation fails", () => campaign(Fault.DeviceAlloc, [1], "OUT_OF_VRAM"));
-  test("the k-th host pinning fails (the rings of 4 workers × 3 slots)", () => campaign(Fault.HostPin, [1, 2, 3, 5, 8, 12], "HOST_MEMORY"));
+  test("the k-th host pinning fails (4 workers, one registered ring each; the 5th pin never comes)", () => campaign(Fault.HostPin, [1, 2, 3, 4, 5], "HOST_MEMORY"));
   test("the k-th copy fails", () => campaign(Fault.Copy, [1, 2, 3, 7, 20, 50, 100, 150, 200, 230, 100_000], "UPLOAD_FAILED"));
   test("the k-th event record or wait fails", () => campaign(Fault.Event, [1, 2, 5, 13, 40, 90, 160, 240, 300, 400, 100_000], "UPLOAD_FAILED"));
 

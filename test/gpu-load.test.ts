@@ -171,7 +171,7 @@ describeGpu("loading Qwen2.5-0.5B-Instruct Q4_K_M into VRAM", () => {
       await loader.close();
     }
     expect(free()).toBe(start);
-    expect(liveResources()).toEqual({ arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0 });
+    expect(liveResources()).toEqual({ arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 });
   });
 
   test("two models on one device at once are accounted separately", async () => {

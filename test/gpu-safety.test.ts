@@ -14,7 +14,7 @@ import { Loader, load, LoadError, verifyModel, type LoadOptions } from "../src/l
 import { poolOf } from "../src/load/load.ts";
 import { describeGpu, POISON } from "./support/gpu.ts";
 
-const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0 };
+const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };
 const free = () => memInfo(0).freeBytes;
 
 describeGpu("a loader a server can trust", () => {

@@ -15,7 +15,7 @@ test("with every GPU hidden, a load fails with NO_CUDA_DEVICE (exit code 3) and 
   expect(out).toMatchObject({ ok: false, code: "NO_CUDA_DEVICE", exitCode: 3 });
   expect(out.message).toStartWith("no CUDA device:");
   expect(out.hint).toContain("--dry-run");
-  expect(out.live).toEqual({ arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0 });
+  expect(out.live).toEqual({ arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 });
 });
 
 test.skipIf(gpu.available)("on this machine (no GPU), load() rejects with NO_CUDA_DEVICE", async () => {

@@ -4,6 +4,8 @@
 
 export interface LedgerEntry {
   readonly name: string;
+  /** The CUDA device whose arena it is in (a model on several GPUs has one arena each). */
+  readonly device?: number;
   /** Offset in the arena (a multiple of the arena alignment). */
   readonly offset: number;
   /** The tensor's bytes; 0 for an alias. */
@@ -12,6 +14,8 @@ export interface LedgerEntry {
   readonly padding: number;
   /** For a tied LM head: the tensor whose memory this one shares. */
   readonly aliasOf?: string;
+  /** For a tied LM head on another GPU than token_embd: the tensor whose bytes it copies. */
+  readonly copyOf?: string;
 }
 
 export class VramLedger {

@@ -30,7 +30,7 @@ const SYMBOLS = {
   gv_pin: { args: [ptr, u64, i32], returns: i32 },
   gv_unpin: { args: [ptr], returns: i32 },
 
-  gv_stager_create: { args: [i32, u32, u64, ptr], returns: i32 },
+  gv_stager_create: { args: [i32, u32, u64, u32, ptr], returns: i32 },
   gv_stager_slot: { args: [ptr, u32], returns: ptr },
   gv_stager_slot_bytes: { args: [ptr], returns: u64 },
   gv_stager_slots: { args: [ptr], returns: u32 },
@@ -48,19 +48,27 @@ const SYMBOLS = {
   gv_checksum_finish: { args: [u64, u64], returns: u64 },
   gv_checksum_device: { args: [ptr, ptr, u32, ptr], returns: i32 },
 
+  gv_peer_enable: { args: [i32, i32, ptr], returns: i32 },
+  gv_copy_start: { args: [ptr, ptr, u64, u64, ptr], returns: i32 },
+  gv_copy_query: { args: [ptr, ptr], returns: i32 },
+  gv_copy_free: { args: [ptr], returns: i32 },
+
   gv_measure_h2d: { args: [i32, u64, i32, i32, ptr], returns: i32 },
+  gv_measure_h2d_many: { args: [ptr, i32, u64, i32, ptr], returns: i32 },
+  gv_measure_read: { args: [i32, u64, i32, u64, ptr], returns: i32 },
 
   gv_live: { args: [ptr], returns: none },
   gv_fault_inject: { args: [i32, i64], returns: i32 },
   gv_fault_fired: { args: [i32], returns: i64 },
   gv_fault_reset: { args: [], returns: none },
+  gv_fault_device: { args: [i32], returns: none },
   gv_debug_poison: { args: [i32], returns: none },
 } as const;
 
 export type NativeSymbols = Library<typeof SYMBOLS>["symbols"];
 
 /** Must equal GV_ABI_VERSION in cuda/gguf_vram.h. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 let loaded: { path: string; symbols: NativeSymbols } | null = null;
 

@@ -37,14 +37,16 @@ export interface LiveResources {
   pinnedRanges: number;
   pinnedBytes: number;
   stagers: number;
+  /** Copies between devices (replicas) not yet freed. */
+  copies: number;
 }
 
 /** What the library holds right now, across all threads: the leak check. */
 export function liveResources(): LiveResources {
-  const out = new BigUint64Array(5);
+  const out = new BigUint64Array(6);
   native().gv_live(out);
-  const [arenas, arenaBytes, pinnedRanges, pinnedBytes, stagers] = [...out].map(Number) as [number, number, number, number, number];
-  return { arenas, arenaBytes, pinnedRanges, pinnedBytes, stagers };
+  const [arenas, arenaBytes, pinnedRanges, pinnedBytes, stagers, copies] = [...out].map(Number) as [number, number, number, number, number, number];
+  return { arenas, arenaBytes, pinnedRanges, pinnedBytes, stagers, copies };
 }
 
 export enum Fault {
@@ -52,10 +54,16 @@ export enum Fault {
   HostPin = 1,
   Copy = 2,
   Event = 3,
+  /** A copy between two devices' arenas (replicas), counted for the destination device. */
+  PeerCopy = 4,
 }
 
-/** Makes the k-th call of that kind (from now, 1-based) fail as CUDA would. For tests. */
-export function injectFault(kind: Fault, k: number): void {
+/**
+ * Makes the k-th call of that kind (from now, 1-based) fail as CUDA would; with
+ * `device`, only calls for that device count. For tests.
+ */
+export function injectFault(kind: Fault, k: number, device?: number): void {
+  native().gv_fault_device(device ?? -1);
   call(native().gv_fault_inject(kind, BigInt(k)));
 }
 
@@ -82,6 +90,23 @@ export function poisonNewArenas(byte: number | null): void {
 export function measureH2D(device: number, bytes: number, pinned: boolean, reps = 10): number {
   const out = new Float64Array(1);
   call(native().gv_measure_h2d(device, BigInt(bytes), pinned ? 1 : 0, reps, out));
+  return out[0]!;
+}
+
+/**
+ * Pinned cudaMemcpy to every device in `devices` at once, a thread each: each
+ * device's rate and the aggregate (every byte over the whole time) in GB/s.
+ */
+export function measureH2DMany(devices: readonly number[], bytes: number, reps = 10): { perDevice: number[]; total: number } {
+  const out = new Float64Array(devices.length + 1);
+  call(native().gv_measure_h2d_many(new Int32Array(devices), devices.length, BigInt(bytes), reps, out));
+  return { perDevice: [...out.subarray(0, devices.length)], total: out[devices.length]! };
+}
+
+/** pread of the first `bytes` of open file `fd` by `threads` threads at once, `chunkBytes` per read: GB/s. */
+export function measureRead(fd: number, bytes: number, threads: number, chunkBytes: number): number {
+  const out = new Float64Array(1);
+  call(native().gv_measure_read(fd, BigInt(bytes), threads, BigInt(chunkBytes), out));
   return out[0]!;
 }
 

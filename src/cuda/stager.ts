@@ -24,9 +24,10 @@ export class Stager {
     });
   }
 
-  static create(device: number, slots: number, slotBytes: number): Stager {
+  /** `hugePages`: the ring in 2 MiB transparent huge pages (see gguf_vram.h). */
+  static create(device: number, slots: number, slotBytes: number, hugePages = false): Stager {
     const out = new BigUint64Array(1);
-    call(native().gv_stager_create(device, slots, BigInt(slotBytes), out));
+    call(native().gv_stager_create(device, slots, BigInt(slotBytes), hugePages ? 1 : 0, out));
     return new Stager(Number(out[0]!) as Pointer);
   }
 

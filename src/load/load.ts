@@ -1,9 +1,14 @@
 // The pipeline: open → parse → registry check → plan → free-VRAM check →
 // allocate → upload → (verify) → Model. The CUDA context is created in an
 // upload worker while the main thread parses, so the two overlap. Whatever
-// fails, the VRAM, pinned memory and file handle the load took are given back.
+// fails, the VRAM (on every device), pinned memory and file handles the load
+// took are given back.
 //
-// Loads are independent: each has its own job (cursor, stop flag, byte count),
+// A model goes to one GPU, is split across several by layers (placement.ts), or
+// is copied whole onto several (replicas.ts). Every device has its own arena,
+// its own group of upload workers and its own job, and all of them run at once.
+//
+// Loads are independent: each has its own jobs (cursor, stop flag, byte count),
 // so several may run at once on one Loader, and cancelling one stops only it.
 
 import { cpus } from "node:os";
@@ -12,9 +17,11 @@ import { Arena, memInfo, Model, openCuda, nativePath, type Schedule } from "../c
 import type { GgufFile } from "../gguf/index.ts";
 import { cancelled, LoadError, toLoadError } from "./errors.ts";
 import { checkPath, ModelFile } from "./model-file.ts";
-import { planLoad, uploadSpans, type LoadPlan } from "./plan.ts";
-import { UploadPool, type PoolOptions } from "./pool.ts";
-import { newUploadJob } from "./spans.ts";
+import type { Placement } from "./placement.ts";
+import { planLoad, uploadSpans, type DevicePlan, type LoadPlan } from "./plan.ts";
+import { UploadPool, type DeviceJob, type PoolOptions } from "./pool.ts";
+import { chooseRoute, exchangeShares, shareRange, shareSpans, type ReplicaRoute } from "./replicas.ts";
+import { newUploadJob, type UploadJob } from "./spans.ts";
 import { verifyAgainst, verifyModel, type VerifyReport } from "./verify.ts";
 
 const MiB = 1024 * 1024;
@@ -35,11 +42,21 @@ export interface UploadTuning {
   readonly slotBytes?: number;
   /** How workers split the spans (see spans.ts). Default "tapered". */
   readonly schedule?: Schedule;
+  /** Pinned rings in 2 MiB transparent huge pages. Default false. */
+  readonly hugePages?: boolean;
 }
 
 export interface LoadOptions extends UploadTuning {
   /** CUDA device index. Default 0. */
   readonly device?: number;
+  /** Split the model across these devices by layers (llama.cpp's rule, placement.ts). */
+  readonly devices?: readonly number[];
+  /** The split's proportions, one per device (default: each device's free VRAM). */
+  readonly split?: readonly number[];
+  /** A whole copy of the model on each of these devices (data-parallel serving). */
+  readonly replicas?: readonly number[];
+  /** How replicas get their bytes: "auto" (default: peer to peer where every pair can), "peer" or "host". */
+  readonly replicaRoute?: ReplicaRoute | "auto";
   /** Check every tensor's VRAM against the file (GPU and host checksums). */
   readonly verify?: boolean;
   /** Called as bytes land in VRAM. */
@@ -67,8 +84,18 @@ export interface LoadTimings {
   plan: number;
   allocate: number;
   upload: number;
+  /** Replicas by the peer route: the exchange of shares between devices, after the upload. */
+  peer: number;
   verify: number;
   total: number;
+}
+
+/** One device's VRAM around a load (cudaMemGetInfo). */
+export interface DeviceVram {
+  readonly device: number;
+  readonly freeBefore: number;
+  readonly freeAfter: number;
+  readonly totalVram: number;
 }
 
 export interface LoadReport {
@@ -76,17 +103,25 @@ export interface LoadReport {
   readonly gguf: GgufFile;
   readonly check: ModelCheck;
   readonly plan: LoadPlan;
+  /** The first device (the only one unless the model spans several). */
   readonly device: number;
+  /** Upload workers per device. */
   readonly workers: number;
-  /** cudaMemGetInfo free bytes just before allocating and just after the upload. */
+  /** How the bytes reached the GPUs: over each device's PCIe link ("pcie"), or for replicas "peer" or "host". */
+  readonly route: "pcie" | ReplicaRoute;
+  /** cudaMemGetInfo free bytes just before allocating and just after the upload, every device together. */
   readonly freeBefore: number;
   readonly freeAfter: number;
   readonly totalVram: number;
+  /** The same, device by device. */
+  readonly vram: readonly DeviceVram[];
   readonly timings: LoadTimings;
 }
 
-export function defaultTuning(t: UploadTuning = {}): Required<UploadTuning> {
-  return { workers: t.workers ?? Math.max(1, Math.min(12, Math.round(cpus().length * 0.75))), slots: t.slots ?? 3, slotBytes: t.slotBytes ?? 2 * MiB, schedule: t.schedule ?? "tapered" };
+/** The tuning for `devices` GPUs at once: by default ¾ of the CPUs shared among them, at most 12 per device. */
+export function defaultTuning(t: UploadTuning = {}, devices = 1): Required<UploadTuning> {
+  const workers = Math.max(1, Math.min(12, Math.round((cpus().length * 0.75) / devices)));
+  return { workers: t.workers ?? workers, slots: t.slots ?? 3, slotBytes: t.slotBytes ?? 2 * MiB, schedule: t.schedule ?? "tapered", hugePages: t.hugePages ?? false };
 }
 
 /** Load a GGUF model into VRAM and return the model handle (close it to free the VRAM). */
@@ -119,6 +154,10 @@ export async function loadModel(source: string | ModelFile, options: LoadOptions
 export class Loader {
   private constructor(private readonly pool: UploadPool) {}
 
+  /**
+   * Workers for `options.device` (default 0), or for every device in `devices`
+   * or `replicas`: its loads may then use any of them.
+   */
   static async open(options: Omit<LoadOptions, "verify" | "onProgress" | "onPhase" | "signal"> = {}): Promise<Loader> {
     const pool = await startPool(options);
     try {
@@ -130,7 +169,10 @@ export class Loader {
     return new Loader(pool);
   }
 
-  /** Load on this loader's device (options.device is ignored: the loader's workers serve one device). */
+  /**
+   * Load onto this loader's devices: by default the one device, or split across
+   * all of them; `device`, `devices` (with `split`) or `replicas` choose among them.
+   */
   load(source: string | ModelFile, options: LoadOptions = {}): Promise<{ model: Model; report: LoadReport }> {
     return loadWith(this.pool, source, options);
   }
@@ -138,6 +180,11 @@ export class Loader {
   /** Check a loaded model against its files again, with this loader's workers reading in parallel. */
   verify(model: Model): Promise<VerifyReport> {
     return verifyModel(model, this.pool.workers > 0 ? this.pool : null);
+  }
+
+  /** The devices this loader's workers serve. */
+  get devices(): readonly number[] {
+    return this.pool.options.devices;
   }
 
   /** Stops the loads in flight, frees every ring and ends the workers. */
@@ -156,33 +203,80 @@ export function poolOf(loader: Loader): UploadPool {
 }
 
 async function startPool(options: LoadOptions): Promise<UploadPool> {
-  const device = options.device ?? 0;
-  if (!Number.isInteger(device) || device < 0) throw new LoadError("BAD_DEVICE", `device ${device} is not a device index`, "devices are numbered from 0; `nvidia-smi -L` lists them");
+  const devices = requestedDevices(options) ?? [0];
   try {
     await openCuda();
   } catch (e) {
     throw toLoadError(e);
   }
-  const tuning: PoolOptions = { libraryPath: nativePath()!, devices: [device], ...defaultTuning(options) };
+  const tuning: PoolOptions = { libraryPath: nativePath()!, devices, ...defaultTuning(options, devices.length) };
   return UploadPool.start(tuning);
+}
+
+// ─── where a load goes ────────────────────────────────────────────────────────
+
+const badOption = (message: string, hint: string) => new LoadError("BAD_DEVICE", message, hint);
+
+function deviceList(what: string, list: readonly number[]): readonly number[] {
+  if (list.length === 0) throw badOption(`${what} is empty`, "give one or more device indices, e.g. 0,1");
+  for (const d of list) if (!Number.isInteger(d) || d < 0) throw badOption(`${what}: ${d} is not a device index`, "devices are numbered from 0; `nvidia-smi -L` lists them");
+  const twice = list.find((d, i) => list.indexOf(d) !== i);
+  if (twice !== undefined) throw badOption(`${what} names device ${twice} twice`, "name each device once");
+  return list;
+}
+
+/** The devices the options ask for, checked, or undefined when they name none. */
+function requestedDevices(options: LoadOptions): readonly number[] | undefined {
+  const given = [options.device !== undefined, options.devices !== undefined, options.replicas !== undefined].filter(Boolean).length;
+  if (given > 1) throw badOption("device, devices and replicas are different placements: give one of them", "device: one GPU; devices (and split): one model across GPUs; replicas: a whole copy on each");
+  if (options.split !== undefined && options.devices === undefined) throw badOption("split needs devices: the proportions are theirs", "give devices too, e.g. devices [0, 1] with split [3, 1]");
+  if (options.replicas) return deviceList("replicas", options.replicas);
+  if (options.devices) {
+    const devices = deviceList("devices", options.devices);
+    const split = options.split;
+    if (split) {
+      if (split.length !== devices.length) throw badOption(`split has ${split.length} proportion${split.length === 1 ? "" : "s"} for ${devices.length} devices`, "give one proportion per device, e.g. --devices 0,1 --split 3,1");
+      if (split.some((x) => !Number.isFinite(x) || x < 0) || !split.some((x) => x > 0)) throw badOption(`split ${split.join(",")} is not a set of proportions`, "proportions are numbers ≥ 0, at least one of them above 0");
+    }
+    return devices;
+  }
+  if (options.device !== undefined) return deviceList("device", [options.device]);
+  return undefined;
+}
+
+interface Target {
+  readonly kind: Placement["kind"];
+  readonly devices: readonly number[];
+  readonly split?: readonly number[];
+}
+
+/** Where one load goes, among the pool's devices: by default all of them (one, or a split). */
+function targetOf(options: LoadOptions, poolDevices: readonly number[]): Target {
+  const asked = requestedDevices(options);
+  const devices = asked ?? poolDevices;
+  const missing = devices.find((d) => !poolDevices.includes(d));
+  if (missing !== undefined) throw badOption(`device ${missing} is not one of this loader's devices (${poolDevices.join(", ")})`, "open the Loader with every device its loads use: Loader.open({ devices: [...] })");
+  if (options.replicas) return { kind: "replicas", devices };
+  if (devices.length === 1 && !options.devices) return { kind: "single", devices };
+  return { kind: "split", devices, split: options.split };
 }
 
 // ─── one load ─────────────────────────────────────────────────────────────────
 
 async function loadWith(pool: UploadPool, source: string | ModelFile, options: LoadOptions): Promise<{ model: Model; report: LoadReport }> {
   const t0 = performance.now();
-  const device = pool.options.devices[0]!;
-  const timings: LoadTimings = { cudaWait: 0, cudaInit: 0, parse: 0, plan: 0, allocate: 0, upload: 0, verify: 0, total: 0 };
+  const target = targetOf(options, pool.options.devices);
+  const timings: LoadTimings = { cudaWait: 0, cudaInit: 0, parse: 0, plan: 0, allocate: 0, upload: 0, peer: 0, verify: 0, total: 0 };
   const phase = (p: LoadPhase) => options.onPhase?.(p);
   const abortIfCancelled = () => {
     if (options.signal?.aborted) throw cancelled();
   };
-  let job: ReturnType<typeof newUploadJob> | null = null;
-  const onAbort = () => job?.shared.stop();
+  let jobs: UploadJob[] = [];
+  const onAbort = () => jobs.forEach((j) => j.shared.stop());
   options.signal?.addEventListener("abort", onAbort);
 
   let file: ModelFile | null = typeof source === "string" ? null : source;
-  let arena: Arena | null = null;
+  const arenas: Arena[] = [];
   try {
     phase("parse");
     let t = performance.now();
@@ -190,41 +284,68 @@ async function loadWith(pool: UploadPool, source: string | ModelFile, options: L
     timings.parse = performance.now() - t;
     abortIfCancelled();
 
-    t = performance.now();
-    const plan = planLoad(file.gguf, file.check);
-    job = newUploadJob(uploadSpans(plan, pool.options.slotBytes), file.fds, Math.max(1, pool.workers), pool.options.schedule);
-    timings.plan = performance.now() - t;
-
     phase("cuda");
     t = performance.now();
     timings.cudaInit = await pool.ready.catch((e: unknown) => Promise.reject(toLoadError(e)));
     timings.cudaWait = performance.now() - t;
     abortIfCancelled();
 
+    // A split without proportions follows free VRAM, as llama.cpp's does.
+    t = performance.now();
+    const before = target.devices.map(memInfoOrThrow);
+    const placement: Placement =
+      target.kind === "single" ? { kind: "single", device: target.devices[0]! }
+      : target.kind === "replicas" ? { kind: "replicas", devices: target.devices }
+      : { kind: "split", devices: target.devices, split: target.split ?? before.map((v) => v.freeBytes) };
+    const plan = planLoad(file.gguf, file.check, placement);
+    const route = target.kind === "replicas" ? chooseRoute(target.devices, options.replicaRoute) : "pcie";
+    const parts = uploadParts(plan, route, pool.options.slotBytes);
+    jobs = parts.map((spans) => newUploadJob(spans, file!.fds, Math.max(1, pool.workers), pool.options.schedule));
+    timings.plan = performance.now() - t;
+
     phase("allocate");
     t = performance.now();
-    const vram = memInfoOrThrow(device);
-    if (!options.skipVramCheck) checkFreeVram(plan, vram, device);
-    try {
-      arena = Arena.create(device, plan.arenaBytes);
-    } catch (e) {
-      throw toLoadError(e);
+    // Every device is checked before anything is allocated; then a failure on any frees them all.
+    if (!options.skipVramCheck) plan.devices.forEach((d, i) => checkFreeVram(d, before[i]!, plan.devices.length > 1));
+    for (const d of plan.devices) {
+      try {
+        arenas.push(Arena.create(d.device, d.arenaBytes));
+      } catch (e) {
+        throw toLoadError(e);
+      }
     }
     timings.allocate = performance.now() - t;
 
     phase("upload");
     t = performance.now();
-    if (options.signal?.aborted) job.shared.stop();
-    await pool.upload([{ device, arena: arena.handle, job }], file.path, (done) => options.onProgress?.(done, plan.uploadBytes));
+    if (options.signal?.aborted) jobs.forEach((j) => j.shared.stop());
+    const work: DeviceJob[] = plan.devices.map((d, i) => ({ device: d.device, arena: arenas[i]!.handle, job: jobs[i]! }));
+    let copied = 0;
+    const progress = (read: number) => options.onProgress?.(read + copied, plan.uploadBytes);
+    await pool.upload(work, file.path, progress);
     timings.upload = performance.now() - t;
+    if (route === "peer") {
+      abortIfCancelled();
+      t = performance.now();
+      const read = jobs.reduce((n, j) => n + j.bytes, 0);
+      await exchangeShares(arenas, parts.map(shareRange), (bytes) => {
+        copied = bytes;
+        progress(read);
+      });
+      timings.peer = performance.now() - t;
+    }
     file.checkUnchanged();
-    const freeAfter = memInfoOrThrow(device).freeBytes;
+    const after = target.devices.map(memInfoOrThrow);
     abortIfCancelled();
 
     const stats = file.stats;
     const files = file.paths.map((path, i) => ({ path, fileSize: stats[i]!.size, mtimeMs: stats[i]!.mtimeMs }));
-    const model = new Model(arena, plan.tensors, plan.ledger, { ...files[0]!, files });
-    arena = null; // the model owns it now
+    const model = new Model(
+      plan.kind,
+      plan.devices.map((d, i) => ({ device: d.device, arena: arenas[i]!, layers: d.layers, ledger: d.ledger, tensors: d.tensors })),
+      { ...files[0]!, files },
+    );
+    arenas.length = 0; // the model owns them now
     if (options.verify) {
       phase("verify");
       t = performance.now();
@@ -237,15 +358,30 @@ async function loadWith(pool: UploadPool, source: string | ModelFile, options: L
       timings.verify = performance.now() - t;
     }
     timings.total = performance.now() - t0;
-    const report: LoadReport = { path: file.path, gguf: file.gguf, check: file.check, plan, device, workers: pool.workers, freeBefore: vram.freeBytes, freeAfter, totalVram: vram.totalBytes, timings };
+    const vram = target.devices.map((device, i) => ({ device, freeBefore: before[i]!.freeBytes, freeAfter: after[i]!.freeBytes, totalVram: before[i]!.totalBytes }));
+    const sum = (f: (v: DeviceVram) => number) => vram.reduce((n, v) => n + f(v), 0);
+    const report: LoadReport = {
+      path: file.path, gguf: file.gguf, check: file.check, plan, device: target.devices[0]!, workers: pool.workers, route,
+      freeBefore: sum((v) => v.freeBefore), freeAfter: sum((v) => v.freeAfter), totalVram: sum((v) => v.totalVram), vram, timings,
+    };
     return { model, report };
   } catch (e) {
     throw options.signal?.aborted ? cancelled() : toLoadError(e, file?.path);
   } finally {
-    arena?.close();
+    for (const a of arenas) a.close();
     if (typeof source === "string") file?.close();
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * What each device reads from the file: its own tensors (one GPU, a split, or
+ * replicas by the host route), or, for replicas by the peer route, a contiguous
+ * share of the whole model's spans (the shares are exchanged afterwards).
+ */
+function uploadParts(plan: LoadPlan, route: "pcie" | ReplicaRoute, slotBytes: number) {
+  if (route !== "peer") return plan.devices.map((d) => uploadSpans(d, slotBytes));
+  return shareSpans(uploadSpans(plan.devices[0]!, slotBytes), plan.devices.length);
 }
 
 function memInfoOrThrow(device: number) {
@@ -256,14 +392,17 @@ function memInfoOrThrow(device: number) {
   }
 }
 
-/** cudaMalloc hands out 2 MiB pages; the arena needs that much free, rounded up. */
-function checkFreeVram(plan: LoadPlan, vram: { freeBytes: number; totalBytes: number }, device: number): void {
-  const needed = Math.ceil(plan.arenaBytes / (2 * MiB)) * 2 * MiB;
+/** cudaMalloc hands out 2 MiB pages; each arena needs that much free, rounded up. */
+function checkFreeVram(d: DevicePlan, vram: { freeBytes: number; totalBytes: number }, several: boolean): void {
+  const needed = Math.ceil(d.arenaBytes / (2 * MiB)) * 2 * MiB;
   if (needed <= vram.freeBytes) return;
   const m = (b: number) => (b / MiB).toFixed(1);
+  const what = several ? `its part on device ${d.device}${d.layers ? ` (layers ${d.layers[0]}–${d.layers[1]})` : ""} needs` : "the model needs";
   throw new LoadError(
     "OUT_OF_VRAM",
-    `the model needs ${m(plan.arenaBytes)} MiB of VRAM; device ${device} has ${m(vram.freeBytes)} MiB free of ${m(vram.totalBytes)} MiB`,
-    "free GPU memory (nvidia-smi shows which processes hold it), or pick a smaller model or another --device",
+    `${what} ${m(d.arenaBytes)} MiB of VRAM; device ${d.device} has ${m(vram.freeBytes)} MiB free of ${m(vram.totalBytes)} MiB`,
+    several
+      ? "free GPU memory (nvidia-smi shows which processes hold it), give that device a smaller share (--split), or add a device"
+      : "free GPU memory (nvidia-smi shows which processes hold it), or pick a smaller model or another --device",
   );
 }

@@ -30,6 +30,8 @@ export interface PoolOptions {
   readonly slots: number;
   readonly slotBytes: number;
   readonly schedule: Schedule;
+  /** Rings in 2 MiB transparent huge pages. */
+  readonly hugePages?: boolean;
   /** The worker script (tests substitute one). */
   readonly workerUrl?: URL;
 }
@@ -176,7 +178,7 @@ export class UploadPool {
   private spawn(id: number): { link: WorkerLink; ready: Promise<{ initMs: number }> } {
     const device = this.options.devices[Math.floor(id / this.options.workers)]!;
     const link = new WorkerLink(this.options.workerUrl ?? DEFAULT_WORKER, id, device, (dead) => this.buried(dead));
-    const init: ToWorker = { type: "init", libraryPath: this.options.libraryPath, id, device, slots: this.options.slots, slotBytes: this.options.slotBytes, handles: this.handles };
+    const init: ToWorker = { type: "init", libraryPath: this.options.libraryPath, id, device, slots: this.options.slots, slotBytes: this.options.slotBytes, hugePages: this.options.hugePages ?? false, handles: this.handles };
     return { link, ready: link.request(init, "ready") };
   }
 
@@ -257,7 +259,7 @@ export class UploadPool {
     for (const w of work) {
       let stager = this.local.get(w.device);
       if (!stager) {
-        stager = Stager.create(w.device, this.options.slots, this.options.slotBytes);
+        stager = Stager.create(w.device, this.options.slots, this.options.slotBytes, this.options.hugePages ?? false);
         this.local.set(w.device, stager);
       }
       const run = new Int32Array(2);

@@ -47,7 +47,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
         openCudaAt(m.libraryPath);
         if (m.device !== null) {
           Device.open(m.device).close();
-          stager = Stager.create(m.device, m.slots, m.slotBytes);
+          stager = Stager.create(m.device, m.slots, m.slotBytes, m.hugePages);
           handles[id] = BigInt(stager.handle);
         }
         send({ type: "ready", initMs: performance.now() - t });

@@ -1,6 +1,6 @@
 // Proof that VRAM holds exactly the file's bytes: every tensor's checksum is
-// computed on the GPU over its VRAM and on the host over a fresh read of the
-// file, and the two must be equal. The host side reads by tensor (file offset
+// computed on the GPU over its VRAM (on every device the model spans) and on
+// the host over a fresh read of the file, and the two must be equal. The host side reads by tensor (file offset
 // and size, as the header says), not by upload span, so it also checks the
 // span arithmetic; it runs in parallel over the loader's workers, chunk by chunk.
 
@@ -40,18 +40,33 @@ export async function verifyModel(model: Model, pool: UploadPool | null = null):
   }
 }
 
-/** Checks `model` against the files open as `fds` (by shard), on `pool`'s workers or on this thread. */
+/**
+ * Checks `model` against the files open as `fds` (by shard), on `pool`'s workers
+ * or on this thread. Every device's VRAM is checked: each distinct file range
+ * is read once, and compared with each copy of it (replicas, RoPE factors of a
+ * split, a tied head copied to another GPU).
+ */
 export async function verifyAgainst(model: Model, fds: readonly number[], pool: UploadPool | null): Promise<VerifyReport> {
   const t0 = performance.now();
   const path = model.source.path;
-  const tensors = [...model.tensors.values()].filter((t) => !t.aliasOf);
-  const job = newChecksumJob(tensors, fds);
-  // The workers read the file while this thread has the GPU checksum VRAM.
+  const parts = model.parts.map((p) => ({ device: p.device, arena: p.arena, tensors: [...p.tensors.values()].filter((t) => !t.aliasOf) }));
+  const rangeOf = new Map<string, number>();
+  const ranges: { shard: number; fileOffset: number; bytes: number }[] = [];
+  const keyOf = (t: { shard: number; fileOffset: number; bytes: number }) => `${t.shard}:${t.fileOffset}:${t.bytes}`;
+  for (const p of parts) {
+    for (const t of p.tensors) {
+      if (rangeOf.has(keyOf(t))) continue;
+      rangeOf.set(keyOf(t), ranges.length);
+      ranges.push(t);
+    }
+  }
+  const job = newChecksumJob(ranges, fds);
+  // The workers read the files while this thread has the GPUs checksum VRAM.
   const host = pool ? pool.checksums(job, path) : null;
   host?.catch(() => {}); // awaited below
-  let onGpu: bigint[];
+  let onGpu: bigint[][];
   try {
-    onGpu = model.arena.checksums(tensors.map((t) => ({ offset: t.offset, bytes: t.bytes })));
+    onGpu = parts.map((p) => p.arena.checksums(p.tensors.map((t) => ({ offset: t.offset, bytes: t.bytes }))));
   } catch (e) {
     job.shared.stop();
     await host?.catch(() => {});
@@ -59,7 +74,9 @@ export async function verifyAgainst(model: Model, fds: readonly number[], pool: 
   }
   await (host ?? checksumHere(job, path));
 
-  const mismatched = tensors.filter((t, i) => finishChecksum(rangeSum(job, i), t.bytes) !== onGpu[i]).map((t) => t.name);
+  const expected = ranges.map((r, i) => finishChecksum(rangeSum(job, i), r.bytes));
+  const several = parts.length > 1;
+  const mismatched = parts.flatMap((p, d) => p.tensors.filter((t, i) => expected[rangeOf.get(keyOf(t))!] !== onGpu[d]![i]).map((t) => (several ? `${t.name} on device ${p.device}` : t.name)));
   if (mismatched.length > 0) {
     const changed = model.source.files.some((f) => {
       try {
@@ -76,5 +93,6 @@ export async function verifyAgainst(model: Model, fds: readonly number[], pool: 
       changed ? "the file changed after it was loaded; load it again" : "the upload or the GPU memory is faulty: load again, and check `nvidia-smi -q -d ECC`",
     );
   }
-  return { tensors: tensors.length, bytes: tensors.reduce((n, t) => n + t.bytes, 0), ms: performance.now() - t0 };
+  const tensors = parts.reduce((n, p) => n + p.tensors.length, 0);
+  return { tensors, bytes: parts.reduce((n, p) => n + p.tensors.reduce((b, t) => b + t.bytes, 0), 0), ms: performance.now() - t0 };
 }

@@ -12,6 +12,8 @@ export interface WorkerInit {
   readonly device: number | null;
   readonly slots: number;
   readonly slotBytes: number;
+  /** The ring in 2 MiB transparent huge pages. */
+  readonly hugePages: boolean;
   /** Where workers publish their ring's handle, so the pool can free it if a worker dies. */
   readonly handles: BigUint64Array;
 }

@@ -53,10 +53,10 @@ export class FakeGpu implements GpuBackend {
     const before = this.freeBytes;
     this.freeBytes -= plan.arenaBytes;
     this.open++;
-    const timings = { cudaWait: 0, cudaInit: 120, parse: 9, plan: 1, allocate: 1, upload: 12, verify: options.verify ? 40 : 0, total: 60 };
+    const timings = { cudaWait: 0, cudaInit: 120, parse: 9, plan: 1, allocate: 1, upload: 12, peer: 0, verify: options.verify ? 40 : 0, total: 60 };
     let closed = false;
     return {
-      report: { path: file.path, gguf: file.gguf, check: file.check, plan, device: options.device ?? 0, workers: 12, freeBefore: before, freeAfter: this.freeBytes, totalVram: this.list[0]!.totalBytes, timings },
+      report: { path: file.path, gguf: file.gguf, check: file.check, plan, device: options.device ?? 0, workers: 12, route: "pcie", freeBefore: before, freeAfter: this.freeBytes, totalVram: this.list[0]!.totalBytes, vram: [{ device: options.device ?? 0, freeBefore: before, freeAfter: this.freeBytes, totalVram: this.list[0]!.totalBytes }], timings },
       ledger: plan.ledger,
       freeBytes: () => this.freeBytes,
       close: () => {
