@@ -59,8 +59,8 @@ export interface LoadOptions extends UploadTuning {
   readonly replicaRoute?: ReplicaRoute | "auto";
   /** Check every tensor's VRAM against the file (GPU and host checksums). */
   readonly verify?: boolean;
-  /** Called as bytes land in VRAM. */
-  readonly onProgress?: (done: number, total: number) => void;
+  /** Called as bytes land in VRAM: in all, and device by device. */
+  readonly onProgress?: (done: number, total: number, devices: readonly DeviceProgress[]) => void;
   /** Called when a phase starts, for spinners. */
   readonly onPhase?: (phase: LoadPhase) => void;
   readonly signal?: AbortSignal;
@@ -88,6 +88,13 @@ export interface LoadTimings {
   peer: number;
   verify: number;
   total: number;
+}
+
+/** How far one device's part of a load is. */
+export interface DeviceProgress {
+  readonly device: number;
+  readonly done: number;
+  readonly total: number;
 }
 
 /** One device's VRAM around a load (cudaMemGetInfo). */
@@ -320,17 +327,24 @@ async function loadWith(pool: UploadPool, source: string | ModelFile, options: L
     t = performance.now();
     if (options.signal?.aborted) jobs.forEach((j) => j.shared.stop());
     const work: DeviceJob[] = plan.devices.map((d, i) => ({ device: d.device, arena: arenas[i]!.handle, job: jobs[i]! }));
-    let copied = 0;
-    const progress = (read: number) => options.onProgress?.(read + copied, plan.uploadBytes);
-    await pool.upload(work, file.path, progress);
+    // Bytes that reached each device: over its own link, then (peer route) from the other devices.
+    const read = plan.devices.map(() => 0);
+    const received = plan.devices.map(() => 0);
+    const progress = () => {
+      const devices = plan.devices.map((d, i) => ({ device: d.device, done: read[i]! + received[i]!, total: d.uploadBytes }));
+      options.onProgress?.(devices.reduce((n, d) => n + d.done, 0), plan.uploadBytes, devices);
+    };
+    await pool.upload(work, file.path, (_, perJob) => {
+      perJob.forEach((b, i) => (read[i] = b));
+      progress();
+    });
     timings.upload = performance.now() - t;
     if (route === "peer") {
       abortIfCancelled();
       t = performance.now();
-      const read = jobs.reduce((n, j) => n + j.bytes, 0);
       await exchangeShares(arenas, parts.map(shareRange), (bytes) => {
-        copied = bytes;
-        progress(read);
+        bytes.forEach((b, i) => (received[i] = b));
+        progress();
       });
       timings.peer = performance.now() - t;
     }

@@ -208,21 +208,22 @@ export class UploadPool {
   }
 
   /** Upload every device's job at once; resolves when every byte is in VRAM, or rejects with the first real failure. */
-  async upload(work: readonly DeviceJob[], path: string, onProgress?: (bytes: number) => void): Promise<UploadStats> {
+  async upload(work: readonly DeviceJob[], path: string, onProgress?: (bytes: number, perJob: readonly number[]) => void): Promise<UploadStats> {
     if (this.closed) throw new LoadError("UPLOAD_FAILED", "the loader is closed", "open a new Loader");
     await this.ready;
     await this.settleRespawns();
     const t = performance.now();
     for (const w of work) this.active.add(w.job);
     const progress = () => work.reduce((n, w) => n + w.job.shared.bytesDone, 0);
-    const timer = onProgress ? setInterval(() => onProgress(progress()), 50) : null;
+    const report = () => onProgress?.(progress(), work.map((w) => w.job.shared.bytesDone));
+    const timer = onProgress ? setInterval(report, 50) : null;
     try {
-      const moved = this.options.workers === 0 ? await this.uploadHere(work, path, () => onProgress?.(progress())) : await this.uploadInWorkers(work, path);
+      const moved = this.options.workers === 0 ? await this.uploadHere(work, path, report) : await this.uploadInWorkers(work, path);
       for (const w of work) {
         const broken = uploadInvariantBroken(w.job, moved.get(w.job) ?? 0);
         if (broken) throw new LoadError("UPLOAD_FAILED", `the upload to device ${w.device} broke an internal invariant: ${broken}`, "this is a bug in gguf-vram; please report it (nothing was kept)");
       }
-      onProgress?.(progress());
+      report();
       return { bytes: progress(), ms: performance.now() - t };
     } finally {
       if (timer) clearInterval(timer);

@@ -54,32 +54,34 @@ export function shareRange(share: readonly UploadSpan[]): { offset: number; byte
  * copy. On a failure every copy still in flight is waited for before it rejects,
  * so the arenas may be freed at once.
  */
-export async function exchangeShares(arenas: readonly Arena[], ranges: readonly { offset: number; bytes: number }[], onCopied?: (bytes: number) => void): Promise<number> {
-  const copies: PeerCopy[] = [];
+export async function exchangeShares(arenas: readonly Arena[], ranges: readonly { offset: number; bytes: number }[], onCopied?: (received: readonly number[]) => void): Promise<number> {
+  const copies: { copy: PeerCopy; to: number }[] = [];
+  const received = arenas.map(() => 0);
   let moved = 0;
   try {
     arenas.forEach((src, d) => {
       const r = ranges[d]!;
       if (r.bytes === 0) return;
-      arenas.forEach((dst, e) => e !== d && copies.push(PeerCopy.start(dst, src, r.offset, r.bytes)));
+      arenas.forEach((dst, e) => e !== d && copies.push({ copy: PeerCopy.start(dst, src, r.offset, r.bytes), to: e }));
     });
     let pending = copies;
     while (pending.length > 0) {
       await new Promise((resolve) => setTimeout(resolve, 1));
-      pending = pending.filter((c) => {
-        if (!c.done) return true;
-        moved += c.bytes;
-        onCopied?.(moved);
-        c.close();
+      pending = pending.filter(({ copy, to }) => {
+        if (!copy.done) return true;
+        moved += copy.bytes;
+        received[to]! += copy.bytes;
+        onCopied?.(received);
+        copy.close();
         return false;
       });
     }
     return moved;
   } finally {
     // Only after a failure is any copy left: wait for each (its own error would hide the first).
-    for (const c of copies) {
+    for (const { copy } of copies) {
       try {
-        c.close();
+        copy.close();
       } catch {
         // the failure being thrown is the one to report
       }

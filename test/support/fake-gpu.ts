@@ -47,7 +47,7 @@ export class FakeGpu implements GpuBackend {
     const total = plan.uploadBytes;
     for (const done of [total / 4, total / 2, total]) {
       if (options.signal?.aborted) throw new LoadError("CANCELLED", "the load was cancelled", "nothing was kept");
-      options.onProgress?.(Math.floor(done), total);
+      options.onProgress?.(Math.floor(done), total, [{ device: options.device ?? 0, done: Math.floor(done), total }]);
       await Bun.sleep(1);
     }
     const before = this.freeBytes;
