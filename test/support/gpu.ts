@@ -10,16 +10,18 @@ export interface GpuProbe {
   readonly available: boolean;
   readonly reason: string;
   readonly device: DeviceInfo | null;
+  /** How many CUDA devices this process sees. */
+  readonly count: number;
 }
 
 async function probe(): Promise<GpuProbe> {
   try {
     await openCuda();
     const n = deviceCount();
-    if (n === 0) return { available: false, reason: "no CUDA device", device: null };
-    return { available: true, reason: "", device: deviceInfo(0) };
+    if (n === 0) return { available: false, reason: "no CUDA device", device: null, count: 0 };
+    return { available: true, reason: "", device: deviceInfo(0), count: n };
   } catch (e) {
-    return { available: false, reason: toLoadError(e).message, device: null };
+    return { available: false, reason: toLoadError(e).message, device: null, count: 0 };
   }
 }
 
@@ -46,6 +48,17 @@ export function describeGpu(name: string, fn: () => void): void {
     return;
   }
   describe.skip(`${name} [skipped: no GPU — ${gpu.reason.split("\n")[0]}]`, fn);
+}
+
+/**
+ * A describe block that runs only with at least `n` GPUs. A machine with fewer
+ * skips it and says why, even under `bun run test:gpu` (one GPU is a machine
+ * the project supports; the multi-GPU suites run on the multi-GPU hosts).
+ */
+export function describeGpus(n: number, name: string, fn: () => void): void {
+  if (gpu.count >= n) return describe(`${name} [${gpu.count} × ${gpu.device!.name}]`, fn);
+  if (!gpu.available) return describeGpu(name, fn);
+  describe.skip(`${name} [skipped: needs ${n} GPUs; this machine has ${gpu.count}]`, fn);
 }
 
 export { expect };
