@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { boolFlag, intFlag, parseFlags, splitArgs } from "../src/cli/args.ts";
 import { runMain } from "../src/cli/main.ts";
-import { deviceCount, deviceInfo, measureH2DMany, measureRead, openCuda, versions } from "../src/cuda/index.ts";
+import { debugUploadMode, deviceCount, deviceInfo, measureH2DMany, measureRead, openCuda, versions } from "../src/cuda/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { defaultTuning, Loader, toLoadError, type LoadOptions, type UploadTuning } from "../src/load/index.ts";
 import { warmPageCache } from "./probes.ts";
@@ -130,19 +130,23 @@ async function main(argv: readonly string[]): Promise<number> {
     const base = defaultTuning({}, gpus);
     if (flags.quick || gpus === 1) return [base];
     const per = (w: number) => Math.max(1, Math.min(w, Math.floor(cpus().length / gpus)));
+    // Around the default: the single-GPU shape (rings 4× too big), then the same 72 MiB in flight
+    // spread over fewer or more workers and slots, a smaller ring, and huge pages.
+    const slot = (bytes: number) => Math.max(256 * KiB, Math.floor(bytes / (64 * KiB)) * 64 * KiB);
+    const budget = (w: number, s: number) => slot((72 * MiB) / (w * gpus * s));
     const variants: UploadTuning[] = [
       { workers: 12, slots: 3, slotBytes: 2 * MiB },
-      { workers: 12, slots: 3, slotBytes: 1 * MiB },
-      { workers: 12, slots: 3, slotBytes: 512 * KiB },
-      { workers: 12, slots: 2, slotBytes: 512 * KiB },
-      { workers: 8, slots: 3, slotBytes: 512 * KiB },
-      { workers: 16, slots: 2, slotBytes: 256 * KiB },
-      { workers: 16, slots: 3, slotBytes: 512 * KiB },
-      { workers: 12, slots: 3, slotBytes: 512 * KiB, hugePages: true },
+      { workers: 8, slots: 3, slotBytes: budget(8, 3) },
+      { workers: 16, slots: 3, slotBytes: budget(16, 3) },
+      { workers: 12, slots: 4, slotBytes: budget(12, 4) },
+      { workers: 12, slots: 2, slotBytes: budget(12, 2) },
+      { workers: 12, slots: 3, slotBytes: slot((36 * MiB) / (12 * gpus * 3)) },
+      { workers: 12, slots: 3, hugePages: true },
     ];
     const seen = new Set([shape(base)]);
     return [base, ...variants.map((v) => defaultTuning({ ...v, workers: per(v.workers!) }, gpus)).filter((v) => !seen.has(shape(v)) && seen.add(shape(v)))];
   };
+  const decomposition: Record<string, unknown>[] = [];
   const split: Record<string, unknown>[] = [];
   say("", `split upload of ${model} (warm, median of ${reps}); the target is 80% of the lesser ceiling:`);
   say("| GPUs | workers × slots × slot | ring total | upload | of the lesser ceiling | pinned ceiling | read ceiling |");
@@ -160,12 +164,28 @@ async function main(argv: readonly string[]): Promise<number> {
         const isDefault = shape(tuning) === shape(defaultTuning({}, set.length));
         say(`| ${set.length} | ${shape(tuning)}${isDefault ? " (default)" : ""} | ${(ring / MiB).toFixed(0)} MiB | ${r.uploadGBps.toFixed(1)} GB/s | ${(share * 100).toFixed(0)}%${share >= 0.8 ? " ✓" : ""} | ${ceiling.toFixed(1)} | ${readCeiling.toFixed(1)} |`);
         split.push({ gpus: set.length, tuning, ringBytes: ring, ...r, pinnedCeiling: ceiling, readCeiling, shareOfLesser: share, isDefault });
+        if (isDefault) {
+          // Where the time goes: the same upload doing only its reads, then only its copies.
+          const halves: Record<string, number> = {};
+          for (const mode of ["read", "copy"] as const) {
+            debugUploadMode(mode);
+            try {
+              halves[mode] = (await timeLoads(loader, path, options, reps)).uploadGBps;
+            } finally {
+              debugUploadMode("normal");
+            }
+          }
+          decomposition.push({ gpus: set.length, tuning, both: r.uploadGBps, readOnly: halves.read, copyOnly: halves.copy });
+        }
       } finally {
         await loader.close();
       }
     }
   }
   out.split = split;
+  out.decomposition = decomposition;
+  say("", "where the time goes (default shape; the same upload doing only its reads into the pinned slots, or only its copies out of them):");
+  for (const d of decomposition) say(`  ${d.gpus} GPU${d.gpus === 1 ? "" : "s"}: reads alone ${(d.readOnly as number).toFixed(1)} GB/s · copies alone ${(d.copyOnly as number).toFixed(1)} GB/s · both ${(d.both as number).toFixed(1)} GB/s`);
 
   // ── replicas of the 7B ──
   const seven = await ensureModelFixture(MODELS["7b"]!);

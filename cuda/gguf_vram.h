@@ -289,6 +289,13 @@ GV_API void gv_fault_reset(void);
  * reused allocation. A negative byte turns it off (the default). */
 GV_API void gv_debug_poison(int byte);
 
+/* Benchmarks only: gv_upload_step does half of its work, to show where an upload's time goes —
+ * GV_UPLOAD_READ_ONLY reads every span into its pinned slot and copies nothing; GV_UPLOAD_COPY_ONLY
+ * copies the slots to the arena without reading the file (the arena then holds whatever the slots
+ * held). GV_UPLOAD_NORMAL (the default) does both. Process-wide. */
+enum gv_upload_mode { GV_UPLOAD_NORMAL = 0, GV_UPLOAD_READ_ONLY = 1, GV_UPLOAD_COPY_ONLY = 2 };
+GV_API void gv_debug_upload_mode(int mode);
+
 #ifdef __cplusplus
 }
 #endif

@@ -86,14 +86,22 @@ static int span_record(const uint64_t *spans, uint32_t n_spans, uint32_t i, uint
     return GV_OK;
 }
 
+/* Benchmarks: GV_UPLOAD_* (gv_debug_upload_mode). */
+static std::atomic<int> upload_mode{GV_UPLOAD_NORMAL};
+
+extern "C" void gv_debug_upload_mode(int mode) {
+    upload_mode.store(mode == GV_UPLOAD_READ_ONLY || mode == GV_UPLOAD_COPY_ONLY ? mode : GV_UPLOAD_NORMAL);
+}
+
 /* Wait for the next slot, read span i into it, enqueue its pieces. */
 static int upload_span(gv_stager *stager, gv_arena *arena, const uint64_t *r) {
     uint32_t slot = stager->next_slot;
+    int mode = upload_mode.load(std::memory_order_relaxed);
     int rc = gv_stager_wait(stager, slot);
     if (rc != GV_OK) return rc;
-    rc = read_fully((int)r[0], stager->host[slot], r[2], r[1]);
+    if (mode != GV_UPLOAD_COPY_ONLY) rc = read_fully((int)r[0], stager->host[slot], r[2], r[1]);
     if (rc != GV_OK) return rc;
-    rc = gv_stager_upload(stager, slot, arena, r + 4, (uint32_t)r[3]);
+    if (mode != GV_UPLOAD_READ_ONLY) rc = gv_stager_upload(stager, slot, arena, r + 4, (uint32_t)r[3]);
     if (rc != GV_OK) return rc;
     stager->next_slot = (slot + 1) % stager->slots;
     return GV_OK;

@@ -10,6 +10,7 @@ import { Arena, faultsFired, Fault, injectFault, liveResources, memInfo, resetFa
 import type { Model } from "../src/cuda/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { Loader, LoadError, type LoadErrorCode, type LoadOptions, type LoadReport } from "../src/load/index.ts";
+import { poolOf } from "../src/load/load.ts";
 import { describeGpus, gpu } from "./support/gpu.ts";
 
 const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };
@@ -48,10 +49,11 @@ describeGpus(2, "models across GPUs, byte-exact on every device", () => {
   let big = "";
   let loader: Loader;
   let baseline: number[] = [];
+  let held: ReturnType<typeof liveResources>; // the loader's rings: nothing more may stay
 
   const expectBaseline = () => {
     expect(all.map(free)).toEqual(baseline);
-    expect(liveResources()).toEqual(NOTHING_LIVE);
+    expect(liveResources()).toEqual(held);
   };
 
   const loadVerified = async (path: string, options: LoadOptions): Promise<{ model: Model; report: LoadReport }> => {
@@ -69,6 +71,8 @@ describeGpus(2, "models across GPUs, byte-exact on every device", () => {
     (await loader.load(qwen, { replicas: all, verify: true })).model.close();
     (await loader.load(qwen, { replicas: all, replicaRoute: "host", verify: true })).model.close();
     baseline = all.map(free);
+    held = liveResources();
+    expect(held).toMatchObject({ arenas: 0, arenaBytes: 0, copies: 0, stagers: loader.devices.length * poolOf(loader).workers });
   }, 600_000);
 
   afterAll(async () => {

@@ -10,6 +10,7 @@ import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { readGguf } from "../src/gguf/index.ts";
 import { layerAssignment, planLoad, uploadSpans, type Placement } from "../src/load/index.ts";
 import { shareRange, shareSpans } from "../src/load/replicas.ts";
+import { newUploadJob, uploadInvariantBroken } from "../src/load/spans.ts";
 import { expectExactCoverage } from "./support/coverage.ts";
 
 async function planOf(name: string, placement: Placement) {
@@ -105,6 +106,13 @@ describe("a split plan", () => {
     expect(plan.devices.map((d) => d.layers)).toEqual([[0, 1], [2, 2]]); // il/4 < 0.5 for il = 0, 1
     expect(plan.devices[1]!.tensors.find((t) => t.name === "output.weight")?.copyOf).toBe("token_embd.weight");
   });
+});
+
+test("a device that holds nothing has an empty job, and the upload invariant holds for it", () => {
+  const job = newUploadJob([], [], 12, "tapered");
+  expect(job.spanCount).toBe(0);
+  expect(uploadInvariantBroken(job, 0)).toBeNull();
+  expect(uploadInvariantBroken(job, 1)).toContain("the plan reads 0");
 });
 
 describe("replicas", () => {

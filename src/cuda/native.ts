@@ -63,6 +63,7 @@ const SYMBOLS = {
   gv_fault_reset: { args: [], returns: none },
   gv_fault_device: { args: [i32], returns: none },
   gv_debug_poison: { args: [i32], returns: none },
+  gv_debug_upload_mode: { args: [i32], returns: none },
 } as const;
 
 export type NativeSymbols = Library<typeof SYMBOLS>["symbols"];

@@ -86,6 +86,16 @@ export function poisonNewArenas(byte: number | null): void {
   native().gv_debug_poison(byte === null ? -1 : byte & 0xff);
 }
 
+/**
+ * Benchmarks only: uploads from now on do half their work — "read" reads each
+ * span into its pinned slot and copies nothing, "copy" copies the slots without
+ * reading the file — to show where the time goes; "normal" does both. The VRAM
+ * of such an upload is garbage: never verify it.
+ */
+export function debugUploadMode(mode: "normal" | "read" | "copy"): void {
+  native().gv_debug_upload_mode(mode === "read" ? 1 : mode === "copy" ? 2 : 0);
+}
+
 /** Host-to-device cudaMemcpy bandwidth in GB/s (median of `reps`): the ceiling an upload is measured against. */
 export function measureH2D(device: number, bytes: number, pinned: boolean, reps = 10): number {
   const out = new Float64Array(1);

@@ -74,7 +74,7 @@ export function jobFromMessage(m: UploadJobMessage): UploadJob {
  * and the bytes the threads moved are the bytes the plan reads. Null when it holds.
  */
 export function uploadInvariantBroken(job: UploadJob, movedBytes: number): string | null {
-  const unclaimed = job.claims.findIndex((c) => c === 0);
+  const unclaimed = job.claims.subarray(0, job.spanCount).findIndex((c) => c === 0);
   if (unclaimed >= 0) return `span ${unclaimed} of ${job.spanCount} was never claimed`;
   if (job.shared.nextSpan < job.spanCount) return `the cursor stopped at span ${job.shared.nextSpan} of ${job.spanCount}`;
   if (movedBytes !== job.bytes || job.shared.bytesDone !== job.bytes) {
