@@ -7,11 +7,11 @@ import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { z } from "zod";
 import { loadCommand } from "../src/cli/load.ts";
 import { runInteractive } from "../src/cli/load-interactive.ts";
 import { describeError } from "../src/cli/main.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
+import { LoadJsonSchema } from "./cli-load-json.ts";
 import { FakeGpu, fakeDevice } from "./support/fake-gpu.ts";
 import { KEY, Terminal } from "./support/terminal.ts";
 
@@ -215,23 +215,6 @@ async function run(argv: string[], gpu = new FakeGpu(), stdinText?: string) {
   return { code, out, err, gpu };
 }
 
-const LoadJsonSchema = z.object({
-  model: z.object({ path: z.string(), fileSize: z.number(), architecture: z.string().nullable(), config: z.record(z.string(), z.unknown()).nullable(), tensors: z.number(), tiedHead: z.boolean() }),
-  device: z.object({ index: z.number(), name: z.string(), computeCapability: z.string(), totalBytes: z.number(), freeBytes: z.number() }).nullable(),
-  plan: z.object({
-    arenaBytes: z.number(),
-    dataBytes: z.number(),
-    paddingBytes: z.number(),
-    byType: z.array(z.object({ type: z.string(), count: z.number(), bytes: z.number() })),
-    tensors: z.array(z.object({ name: z.string(), type: z.string(), shape: z.array(z.number()), bytes: z.number(), fileOffset: z.number(), offset: z.number(), aliasOf: z.string().optional() })),
-  }),
-  dryRun: z.boolean(),
-  ledger: z.object({ totalBytes: z.number(), dataBytes: z.number(), paddingBytes: z.number() }).nullable(),
-  vram: z.object({ ledgerBytes: z.number(), cudaMemGetInfoDropBytes: z.number(), nvidiaSmiBytes: z.number().nullable(), freeBytesAfter: z.number(), totalBytes: z.number() }).nullable(),
-  timings: z.object({ cudaWait: z.number(), cudaInit: z.number(), parse: z.number(), plan: z.number(), allocate: z.number(), upload: z.number(), verify: z.number(), total: z.number() }).nullable(),
-  verified: z.boolean(),
-  error: z.object({ code: z.string(), message: z.string(), hint: z.string() }).optional(),
-}).strict();
 
 describe("flags (never prompts)", () => {
   test("no flags and no terminal: loads the default model", async () => {

@@ -76,3 +76,34 @@ export function intFlag(what: string, min: number, max: number) {
     .refine((n) => n >= min && n <= max, message)
     .optional();
 }
+
+/** Splits "0, 1,2" into its items, or null when an item does not match `item`. */
+function commaList(text: string, item: RegExp): string[] | null {
+  const items = text.split(",").map((s) => s.trim());
+  return items.every((s) => item.test(s)) ? items : null;
+}
+
+/**
+ * A comma list of GPU indices (`--devices 0,1`): whole numbers in [0, max],
+ * each named once (a GPU cannot hold two parts of one model, or two copies).
+ */
+export function deviceListFlag(max: number) {
+  const message = `must be GPU indices: whole numbers from 0 to ${max}, separated by commas (e.g. 0,1)`;
+  return z
+    .string({ error: message })
+    .refine((s) => commaList(s, /^\d+$/)?.every((n) => Number(n) <= max) === true, message)
+    .transform((s) => commaList(s, /^\d+$/)!.map(Number))
+    .refine((list) => new Set(list).size === list.length, "must name each GPU once (e.g. 0,1)")
+    .optional();
+}
+
+/** Proportions (`--split 3,1`): numbers ≥ 0, at least one above 0 (all 0 would give nothing anywhere). */
+export function proportionsFlag(of: string) {
+  const message = `must be proportions, one per GPU of ${of}: numbers ≥ 0 separated by commas, at least one above 0 (e.g. 3,1)`;
+  const number = /^(\d+(\.\d*)?|\.\d+)$/;
+  return z
+    .string({ error: message })
+    .refine((s) => commaList(s, number)?.some((n) => Number(n) > 0) === true, message)
+    .transform((s) => commaList(s, number)!.map(Number))
+    .optional();
+}

@@ -2,16 +2,19 @@
 // terminal, in CI, or whenever a flag is given.
 
 import type { Readable } from "node:stream";
-import type { LoadOptions } from "../load/index.ts";
+import type { DeviceProgress, LoadOptions } from "../load/index.ts";
 import type { GpuBackend, LoadedModel } from "./backend.ts";
 import { dim, humanBytes, red, yellow } from "./format.ts";
-import { fitsLine, loadJson, planLines, summaryLines, type Planned } from "./load-report.ts";
-import { DEFAULT_MODEL_ABOUT, defaultModelPath, devicesOrNull, ensureDefaultModel, pickDevice, planFile, waitForEnter } from "./load-steps.ts";
+import { loadJson } from "./load-json.ts";
+import { fitLines, gpusText, planLines, type Planned } from "./load-report.ts";
+import { progressText, summaryLines } from "./load-summary.ts";
+import { DEFAULT_MODEL_ABOUT, defaultModelPath, devicesOrNull, ensureDefaultModel, pickDevices, placementOptions, planFile, planFor, waitForEnter, type Target } from "./load-steps.ts";
 import { EXIT } from "./main.ts";
 
 export interface LoadFlags {
   readonly model?: string;
-  readonly device?: number;
+  /** Where the model goes (default: GPU 0). */
+  readonly target?: Target;
   readonly verify?: boolean;
   readonly dryRun?: boolean;
   readonly json?: boolean;
@@ -48,37 +51,41 @@ export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promi
   }
 }
 
-async function planAndLoad(planned: Planned, flags: LoadFlags, gpu: GpuBackend, io: Io): Promise<number> {
+async function planAndLoad(parsed: Planned, flags: LoadFlags, gpu: GpuBackend, io: Io): Promise<number> {
   const { devices, error } = await devicesOrNull(gpu, io.signal, (text) => {
     io.err(dim(`${text}…`));
     return { done: () => {} };
   });
+  const target = flags.target ?? { kind: "single", device: 0 };
+  // A device the machine lacks is an error even for a dry run: a split's plan needs its free VRAM.
+  const used = devices ? pickDevices(devices, target) : [];
+  const planned = planFor(parsed, target, devices);
 
   if (flags.dryRun || !devices) {
     if (flags.json) {
-      const json = { ...loadJson(planned, devices?.[flags.device ?? 0] ?? null, null, null, false), ...(error && !flags.dryRun ? { error: { code: error.code, message: error.message, hint: error.hint } } : {}) };
+      const json = { ...loadJson(planned, used, null, null, false), ...(error && !flags.dryRun ? { error: { code: error.code, message: error.message, hint: error.hint } } : {}) };
       io.out(JSON.stringify(json, null, 2));
     } else {
       if (!devices && !flags.dryRun) io.err(`${red("error:")} ${error!.message} — ${error!.hint}\n${dim("here is what the load would do (the dry-run plan):")}`);
-      io.out(planLines(planned).join("\n"));
-      if (devices) io.out(devices.map((d) => fitsLine(d, planned.plan.arenaBytes)).join("\n"));
+      io.out(planLines(planned, devices).join("\n"));
+      if (devices) io.out(fitLines(planned, devices, true).join("\n"));
     }
     return flags.dryRun ? EXIT.ok : error!.exitCode;
   }
 
-  const device = pickDevice(devices, flags.device ?? 0);
   if (!flags.json) {
-    io.out(planLines(planned).join("\n"));
-    io.out(fitsLine(device, planned.plan.arenaBytes));
+    io.out(planLines(planned, devices).join("\n"));
+    io.out(fitLines(planned, devices).join("\n"));
   }
   const onPhase = flags.debug ? (phase: string) => io.err(dim(`[debug] ${phase}`)) : undefined;
-  const loaded = await loadWithProgress(gpu, planned, { device: device.index, verify: flags.verify, workers: flags.workers, signal: io.signal, onPhase }, io, !flags.json);
+  const options: LoadOptions = { ...placementOptions(planned.placement), verify: flags.verify, workers: flags.workers, signal: io.signal, onPhase };
+  const loaded = await loadWithProgress(gpu, planned, options, io, !flags.json);
   try {
-    const smi = gpu.nvidiaSmiBytes();
-    if (flags.json) io.out(JSON.stringify(loadJson(planned, device, loaded, smi, flags.verify ?? false), null, 2));
+    const smi = gpu.nvidiaSmiBytes(devices);
+    if (flags.json) io.out(JSON.stringify(loadJson(planned, used, loaded, smi, flags.verify ?? false), null, 2));
     else io.out(["", ...summaryLines(loaded, smi, flags.verify ?? false)].join("\n"));
     if (flags.hold) {
-      io.err(yellow(`holding ${humanBytes(loaded.ledger.totalBytes)} in VRAM on GPU ${device.index} (look with nvidia-smi); press Enter to free it`));
+      io.err(yellow(`holding ${humanBytes(loaded.ledger.totalBytes)} in VRAM on ${gpusText(used.map((d) => d.index))} (look with nvidia-smi); press Enter to free it`));
       const how = await waitForEnter(io.stdin, io.signal);
       if (how === "signal") {
         io.err("cancelled: the model was freed");
@@ -94,12 +101,7 @@ async function planAndLoad(planned: Planned, flags: LoadFlags, gpu: GpuBackend, 
 async function loadWithProgress(gpu: GpuBackend, planned: Planned, options: LoadOptions, io: Io, draw: boolean): Promise<LoadedModel> {
   const t0 = performance.now();
   const progress = draw ? io.progress : undefined;
-  const onProgress = progress
-    ? (done: number, total: number) => {
-        const s = Math.max((performance.now() - t0) / 1000, 1e-3);
-        progress(`uploading ${humanBytes(done)} of ${humanBytes(total)} (${Math.floor((done / total) * 100)}%) · ${(done / 1e9 / s).toFixed(1)} GB/s`);
-      }
-    : undefined;
+  const onProgress = progress ? (done: number, total: number, devices: readonly DeviceProgress[]) => progress(progressText(done, total, devices, (performance.now() - t0) / 1000)) : undefined;
   try {
     return await gpu.load(planned.file, { ...options, onProgress });
   } finally {

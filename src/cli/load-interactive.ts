@@ -6,11 +6,14 @@ import { existsSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { cancel, confirm, intro, isCancel, log, note, outro, progress, select, spinner } from "@clack/prompts";
 import { relative } from "node:path";
+import type { DeviceInfo } from "../cuda/index.ts";
 import { LoadError, toLoadError } from "../load/index.ts";
 import type { GpuBackend, LoadedModel } from "./backend.ts";
 import { defaultPlaces, discoverModels, type Candidate, type SearchPlace } from "./discover.ts";
-import { fitsLine, planLines, summaryLines, type Planned } from "./load-report.ts";
-import { DEFAULT_MODEL_ABOUT, devicesOrNull, ensureDefaultModel, planFile, waitForEnter } from "./load-steps.ts";
+import { fitLines, fitsLine, gpusText, planLines, type Planned } from "./load-report.ts";
+import { perDeviceText, summaryLines } from "./load-summary.ts";
+import { DEFAULT_MODEL_ABOUT, devicesOrNull, ensureDefaultModel, placementOptions, planFile, planFor, waitForEnter, type Target } from "./load-steps.ts";
+import { chooseSeveral, type Ui } from "./load-several.ts";
 import { humanBytes, mib } from "./format.ts";
 import { EXIT } from "./main.ts";
 
@@ -52,23 +55,18 @@ export async function runInteractive(paths: readonly string[], gpu: GpuBackend, 
       outro("nothing was loaded", ui);
       return error!.exitCode;
     }
-    const fits = planned.plan.arenaBytes;
-    const device = answer(
-      await select({
-        ...ui,
-        message: "Which GPU?",
-        options: devices.map((d) => ({ value: d.index, label: `GPU ${d.index}: ${d.name}`, hint: fitsLine(d, fits).split(" — ")[1] })),
-      }),
-    );
-    note(planLines(planned).join("\n"), "the plan", ui);
-    const go = answer(await confirm({ ...ui, message: `Load ${mib(planned.plan.arenaBytes)} into GPU ${device}?` }));
+    const target = await chooseTarget(planned, devices, ui);
+    planned = planFor(planned, target, devices);
+    const several = target.kind !== "single";
+    note([...planLines(planned, devices), ...(several ? fitLines(planned, devices) : [])].join("\n"), "the plan", ui);
+    const go = answer(await confirm({ ...ui, message: confirmation(planned) }));
     if (!go) {
       outro("nothing was loaded", ui);
       return EXIT.ok;
     }
-    const loaded = await upload(gpu, planned, device, io, ui);
+    const loaded = await upload(gpu, planned, io, ui);
     try {
-      note(summaryLines(loaded, gpu.nvidiaSmiBytes(), false).join("\n"), "in VRAM", ui);
+      note(summaryLines(loaded, gpu.nvidiaSmiBytes(devices), false).join("\n"), "in VRAM", ui);
       log.info(`The model stays in VRAM until you press Enter (look at it with nvidia-smi).`, ui);
       const how = await waitForEnter(io.input, io.signal);
       loaded.close();
@@ -103,8 +101,35 @@ export async function runInteractive(paths: readonly string[], gpu: GpuBackend, 
   }
 }
 
+/**
+ * One GPU, as before; with two or more, also "split across several" and
+ * "a copy on each", which go on to choosing the GPUs (load-several.ts).
+ */
+async function chooseTarget(planned: Planned, devices: readonly DeviceInfo[], ui: Ui): Promise<Target> {
+  const arena = planned.plan.arenaBytes;
+  const one = devices.map((d) => ({ value: d.index as number | "split" | "replicas", label: `GPU ${d.index}: ${d.name}`, hint: fitsLine(d, arena).split(" — ")[1] }));
+  const free = devices.reduce((n, d) => n + d.freeBytes, 0);
+  const several =
+    devices.length < 2 ? []
+    : [
+        { value: "split" as const, label: "Several GPUs, one model split across them", hint: `by layers, as llama.cpp does · ${humanBytes(free)} free on the ${devices.length} together` },
+        { value: "replicas" as const, label: "A copy on each of several GPUs (replicas)", hint: `each needs ${humanBytes(arena)}` },
+      ];
+  const choice = answer(await select({ ...ui, message: "Which GPU?", options: [...one, ...several] }));
+  if (typeof choice === "number") return { kind: "single", device: choice };
+  return answer(await chooseSeveral(choice, planned, devices, ui));
+}
+
+/** "Load 463.0 MiB into GPU 1?", "… across GPUs 0, 1?", "Load a copy of … onto each of GPUs 0, 1 (… in all)?" */
+function confirmation(p: Planned): string {
+  const used = p.plan.devices.map((d) => d.device);
+  if (p.plan.kind === "single") return `Load ${mib(p.plan.arenaBytes)} into GPU ${used[0]}?`;
+  if (p.plan.kind === "split") return `Load ${mib(p.plan.arenaBytes)} across ${gpusText(used)}?`;
+  return `Load a copy of ${mib(p.plan.devices[0]!.arenaBytes)} onto each of ${gpusText(used)} (${mib(p.plan.arenaBytes)} in all)?`;
+}
+
 /** A path given on the command line is the model (it must exist); otherwise the user picks from what is found. */
-async function chooseModel(paths: readonly string[], io: InteractiveIo, ui: { input: Readable; output: Writable }): Promise<string> {
+async function chooseModel(paths: readonly string[], io: InteractiveIo, ui: Ui): Promise<string> {
   if (paths.length > 1) throw new LoadError("FILE_NOT_FOUND", "give one model path, not several", "bun run load path/to/model.gguf");
   if (paths.length === 1) {
     const given = paths[0]!;
@@ -146,7 +171,7 @@ function option(c: Candidate) {
   return { value: c.path, label, hint: `${humanBytes(c.size)}${c.files > 1 ? ` in ${c.files} files` : ""} · ${c.architecture ?? "?"} · ${c.quantization ?? "?"} · ${c.tensors} tensors · ${c.where}` };
 }
 
-async function upload(gpu: GpuBackend, planned: Planned, device: number, io: InteractiveIo, ui: { input: Readable; output: Writable }): Promise<LoadedModel> {
+async function upload(gpu: GpuBackend, planned: Planned, io: InteractiveIo, ui: Ui): Promise<LoadedModel> {
   const total = planned.plan.uploadBytes;
   const bar = progress({ ...ui, max: total, style: "heavy" });
   bar.start(`Uploading ${humanBytes(total)}`);
@@ -154,11 +179,11 @@ async function upload(gpu: GpuBackend, planned: Planned, device: number, io: Int
   let shown = 0;
   try {
     const loaded = await gpu.load(planned.file, {
-      device,
+      ...placementOptions(planned.placement),
       signal: io.signal,
-      onProgress: (done) => {
+      onProgress: (done, _, devices) => {
         const s = Math.max((performance.now() - t0) / 1000, 1e-3);
-        bar.advance(done - shown, `Uploading ${humanBytes(done)} of ${humanBytes(total)} · ${(done / 1e9 / s).toFixed(1)} GB/s`);
+        bar.advance(done - shown, `Uploading ${humanBytes(done)} of ${humanBytes(total)} · ${(done / 1e9 / s).toFixed(1)} GB/s${perDeviceText(devices)}`);
         shown = done;
       },
     });

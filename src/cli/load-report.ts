@@ -1,14 +1,14 @@
-// What `bun run load` says: the plan before a load, the summary after, and the
-// same facts as one JSON document.
+// What `bun run load` says before a load: the plan, GPU by GPU when there are
+// several, and whether it fits (load-summary.ts says what happened after;
+// load-json.ts has the same facts as one JSON document).
 
 import type { ModelCheck } from "../arch/index.ts";
+import { layerOf } from "../arch/index.ts";
 import type { DeviceInfo } from "../cuda/index.ts";
 import type { GgufFile } from "../gguf/index.ts";
-import { ggmlTypeName } from "../gguf/index.ts";
-import type { LoadPlan, LoadReport, ModelFile } from "../load/index.ts";
-import type { LoadedModel } from "./backend.ts";
+import type { DevicePlan, LoadPlan, ModelFile, Placement } from "../load/index.ts";
 import { relative } from "node:path";
-import { bold, dim, gbps, humanBytes, mib, ms, table, thousands } from "./format.ts";
+import { bold, dim, humanBytes, mib, table, thousands } from "./format.ts";
 
 const MiB = 1024 * 1024;
 
@@ -17,12 +17,28 @@ export interface Planned {
   readonly gguf: GgufFile;
   readonly check: ModelCheck;
   readonly plan: LoadPlan;
+  /** Where the plan puts the model. */
+  readonly placement: Placement;
+  /** A split's proportions: given (--split), each GPU's free VRAM, or even (no GPU to ask). */
+  readonly splitFrom?: "given" | "free VRAM" | "even";
   /** Open: the load reads through it. */
   readonly file: ModelFile;
 }
 
-/** Tensors and bytes by type, and the VRAM the plan needs. */
-export function planLines(p: Planned): string[] {
+/** "GPU 0", or "GPUs 0, 1". */
+export function gpusText(devices: readonly number[]): string {
+  return `GPU${devices.length === 1 ? "" : "s"} ${devices.join(", ")}`;
+}
+
+/** "layers 0–18 + output", "layer 2", "no layers + output". */
+export function layersText(d: Pick<DevicePlan, "layers" | "tensors">): string {
+  const output = d.tensors.some((t) => layerOf(t.name) === "output");
+  const layers = !d.layers ? "no layers" : d.layers[0] === d.layers[1] ? `layer ${d.layers[0]}` : `layers ${d.layers[0]}–${d.layers[1]}`;
+  return `${layers}${output ? " + output" : ""}`;
+}
+
+/** Tensors and bytes by type, the VRAM the plan needs, and for several GPUs what goes where. */
+export function planLines(p: Planned, devices: readonly DeviceInfo[] | null = null): string[] {
   const c = p.check.config;
   const shards = p.gguf.shards.length;
   const out = [`${bold(relative(process.cwd(), p.path) || p.path)} ${dim(`(${humanBytes(p.gguf.fileSize)}${shards > 1 ? ` in ${shards} files` : ""})`)}`];
@@ -31,115 +47,95 @@ export function planLines(p: Planned): string[] {
     out.push(dim(`${c.architecture} · ${c.layers} layers · hidden ${c.hiddenSize} · ${c.heads} heads (${c.kvHeads} KV) · FFN ${c.ffnSize}${experts} · vocab ${thousands(c.vocabSize)}`));
   }
   if (p.file.unchecked) out.push(uncheckedLine(p));
-  const rows = p.gguf.totalsByType().map((t) => [t.name, String(t.count), thousands(t.bytes), (t.bytes / MiB).toFixed(1)]);
-  rows.push(["all", String(p.gguf.tensors.length), thousands(p.plan.uploadBytes), (p.plan.uploadBytes / MiB).toFixed(1)]);
+  const types = p.gguf.totalsByType();
+  const rows = types.map((t) => [t.name, String(t.count), thousands(t.bytes), (t.bytes / MiB).toFixed(1)]);
+  const fileBytes = types.reduce((n, t) => n + t.bytes, 0); // the file's tensors once, however many GPUs hold them
+  rows.push(["all", String(p.gguf.tensors.length), thousands(fileBytes), (fileBytes / MiB).toFixed(1)]);
   out.push(table([[dim("type"), dim("tensors"), dim("bytes"), dim("MiB")], ...rows], [1, 2, 3], ""));
-  const l = p.plan.ledger;
-  out.push(`VRAM needed: ${bold(mib(l.totalBytes))}, one allocation (${thousands(l.dataBytes)} B of tensors + ${thousands(l.paddingBytes)} B of padding)`);
-  out.push(p.plan.tiedHead ? "LM head: tied — output.weight is token_embd.weight's memory" : "LM head: output.weight, a tensor of its own");
+  out.push(...placementLines(p, devices));
+  out.push(headLine(p.plan));
   return out;
 }
 
-export function fitsLine(d: DeviceInfo, needed: number): string {
+function placementLines(p: Planned, devices: readonly DeviceInfo[] | null): string[] {
+  const { plan, placement } = p;
+  const l = plan.ledger;
+  const bytes = `${thousands(l.dataBytes)} B of tensors + ${thousands(l.paddingBytes)} B of padding`;
+  if (placement.kind === "single") return [`VRAM needed: ${bold(mib(l.totalBytes))}, one allocation (${bytes})`];
+  const n = plan.devices.length;
+  const used = plan.devices.map((d) => d.device);
+  const out: string[] = [];
+  if (placement.kind === "replicas") {
+    const one = plan.devices[0]!.ledger;
+    out.push(`VRAM needed: ${bold(mib(l.totalBytes))}: ${mib(one.totalBytes)} on each of ${n} GPUs (${thousands(one.dataBytes)} B of tensors + ${thousands(one.paddingBytes)} B of padding each)`);
+    out.push(`a whole copy on each of ${n} GPUs (${used.join(", ")}):`);
+  } else {
+    out.push(`VRAM needed: ${bold(mib(l.totalBytes))} in ${n} allocations, one per GPU (${bytes})`);
+    out.push(`split by layers across ${gpusText(used)}, as llama.cpp splits them, ${splitWording(p)}:`);
+  }
+  const named = devices !== null && plan.devices.every((d) => devices[d.device]);
+  const gpu = (i: number) => (named ? [`GPU ${i}`, devices[i]!.name] : [`GPU ${i}`]);
+  const rows = plan.devices.map((d) => [...gpu(d.device), layersText(d), `${d.tensors.length} tensors`, mib(d.arenaBytes)]);
+  out.push(table(rows, named ? [3, 4] : [2, 3]));
+  const copied = copiedNames(plan);
+  if (copied.length > 0) out.push(dim(`${copied.join(", ")}: a copy on each GPU that holds layers (every layer reads ${copied.length === 1 ? "it" : "them"})`));
+  return out;
+}
+
+function splitWording(p: Planned): string {
+  const split = p.placement.kind === "split" ? p.placement.split : [];
+  if (p.splitFrom === "free VRAM") return `in proportion to free VRAM (${split.map(humanBytes).join(" : ")})`;
+  if (p.splitFrom === "even") return "evenly (no GPU here to ask for free VRAM, which a real load splits by)";
+  return `in proportions ${split.join(":")} (--split)`;
+}
+
+/** Tensors a split puts on more than one GPU (RoPE factors), not counting a tied head's copy. */
+function copiedNames(plan: LoadPlan): string[] {
+  if (plan.kind !== "split") return [];
+  const count = new Map<string, number>();
+  for (const t of plan.tensors) if (!t.copyOf) count.set(t.name, (count.get(t.name) ?? 0) + 1);
+  return [...count].filter(([, n]) => n > 1).map(([name]) => name);
+}
+
+function headLine(plan: LoadPlan): string {
+  const copy = plan.tensors.find((t) => t.copyOf);
+  if (copy) {
+    const from = plan.tensors.find((t) => t.name === copy.copyOf)!;
+    return `LM head: tied — output.weight on GPU ${copy.device} is a copy of ${copy.copyOf} (on GPU ${from.device}), since the output layer is on another GPU`;
+  }
+  return plan.tiedHead ? "LM head: tied — output.weight is token_embd.weight's memory" : "LM head: output.weight, a tensor of its own";
+}
+
+/**
+ * Whether `needed` bytes fit in `d`'s free memory. `what` names the bytes when
+ * they are one GPU's share ("its part", "its copy").
+ */
+export function fitsLine(d: DeviceInfo, needed: number, what?: string): string {
   const fits = needed <= d.freeBytes;
-  return `${d.index}: ${d.name} — ${humanBytes(d.freeBytes)} free of ${humanBytes(d.totalBytes)} · ${fits ? "fits" : `does not fit (needs ${humanBytes(needed)})`}`;
+  const verdict = what ? `${what} ${fits ? `fits (${humanBytes(needed)})` : `does not fit (needs ${humanBytes(needed)})`}` : fits ? "fits" : `does not fit (needs ${humanBytes(needed)})`;
+  return `${d.index}: ${d.name} — ${humanBytes(d.freeBytes)} free of ${humanBytes(d.totalBytes)} · ${verdict}`;
+}
+
+/**
+ * The fit check, one line per GPU: for one GPU, each of `devices` (`all`, a
+ * dry run: which could take it) or the chosen one; for several, each GPU's
+ * part or copy against that GPU's free memory.
+ */
+export function fitLines(p: Planned, devices: readonly DeviceInfo[], all = false): string[] {
+  const placement = p.placement;
+  if (placement.kind === "single") {
+    const shown = all ? devices : devices.filter((d) => d.index === placement.device);
+    return shown.map((d) => fitsLine(d, p.plan.arenaBytes));
+  }
+  const what = placement.kind === "split" ? "its part" : "its copy";
+  return p.plan.devices.flatMap((part) => {
+    const d = devices[part.device];
+    return d ? [fitsLine(d, part.arenaBytes, what)] : [];
+  });
 }
 
 /** What --unchecked loads without: the registry's first objection. */
 export function uncheckedLine(p: { check: Planned["check"] }): string {
   const first = p.check.problems[0]?.message ?? "";
   return `layout not checked (--unchecked): ${first}${p.check.problems.length > 1 ? ` (and ${p.check.problems.length - 1} more)` : ""}; every tensor is loaded as the file has it`;
-}
-
-/** After the load: where the VRAM went, as the ledger, CUDA and nvidia-smi each see it, and how long each step took. */
-export function summaryLines(m: LoadedModel, smiBytes: number | null, verified: boolean): string[] {
-  const r = m.report;
-  const t = r.timings;
-  const dropped = r.freeBefore - r.freeAfter;
-  const byType = r.gguf.totalsByType().map((x) => `${x.name} ${x.count}`).join(" · ");
-  const out = [
-    `${bold(String(r.plan.tensors.filter((x) => !x.aliasOf).length))} tensors in VRAM on GPU ${r.device} in ${bold(ms(t.total))}${verified ? " · verified: every tensor's VRAM equals the file" : ""}`,
-    dim(`by type: ${byType}`),
-    "",
-    table([
-      [dim("VRAM"), ""],
-      ["the ledger", `${mib(m.ledger.totalBytes)}: ${thousands(m.ledger.dataBytes)} B of tensors + ${thousands(m.ledger.paddingBytes)} B of padding`],
-      ["cudaMemGetInfo", `free fell by ${mib(dropped)} (${humanBytes(r.freeAfter)} of ${humanBytes(r.totalVram)} free now)`],
-      ["nvidia-smi", smiBytes === null ? "not available" : `${mib(smiBytes, 0)} for this process (arena + CUDA context)`],
-    ], [], ""),
-    "",
-    table([
-      [dim("time"), ""],
-      ["CUDA start", `${ms(t.cudaInit)}, overlapped with parsing (then waited ${ms(t.cudaWait)})`],
-      ["parse + check", ms(t.parse)],
-      ["allocate", ms(t.allocate)],
-      ["upload", `${ms(t.upload)} (${gbps(r.plan.uploadBytes, t.upload)}, ${r.workers} workers)`],
-      ["verify", verified ? ms(t.verify) : "—"],
-    ], [], ""),
-  ];
-  if (r.plan.tiedHead) out.push("", "output.weight is tied to token_embd.weight: one copy in VRAM, two names.");
-  if (!r.check.ok) out.push("", uncheckedLine(r));
-  for (const w of r.check.warnings) out.push(dim(`note: ${w}`));
-  return out;
-}
-
-// ─── JSON ─────────────────────────────────────────────────────────────────────
-
-export interface LoadJson {
-  model: {
-    path: string;
-    fileSize: number;
-    architecture: string | null;
-    config: Record<string, unknown> | null;
-    tensors: number;
-    tiedHead: boolean;
-    /** False when loaded with --unchecked despite the registry's problems (listed). */
-    checked: boolean;
-    problems: string[];
-    /** Every file of the model (one unless it is a split set). */
-    shards: { path: string; fileSize: number; tensors: number }[];
-  };
-  device: { index: number; name: string; computeCapability: string; totalBytes: number; freeBytes: number } | null;
-  plan: {
-    arenaBytes: number;
-    dataBytes: number;
-    paddingBytes: number;
-    byType: { type: string; count: number; bytes: number }[];
-    tensors: { name: string; type: string; shape: number[]; bytes: number; shard: number; fileOffset: number; offset: number; aliasOf?: string }[];
-  };
-  dryRun: boolean;
-  ledger: { totalBytes: number; dataBytes: number; paddingBytes: number } | null;
-  vram: { ledgerBytes: number; cudaMemGetInfoDropBytes: number; nvidiaSmiBytes: number | null; freeBytesAfter: number; totalBytes: number } | null;
-  timings: LoadReport["timings"] | null;
-  verified: boolean;
-}
-
-export function loadJson(p: Planned, device: DeviceInfo | null, loaded: LoadedModel | null, smiBytes: number | null, verified: boolean): LoadJson {
-  const r = loaded?.report;
-  return {
-    model: {
-      path: p.path,
-      fileSize: p.gguf.fileSize,
-      architecture: p.check.architecture,
-      config: p.check.config ? { ...p.check.config } : null,
-      tensors: p.gguf.tensors.length,
-      tiedHead: p.plan.tiedHead,
-      checked: p.check.ok,
-      problems: p.check.problems.map((x) => x.message),
-      shards: p.gguf.shards.map((s) => ({ path: s.path ?? p.path, fileSize: s.fileSize, tensors: s.tensorCount })),
-    },
-    device: device ? { index: device.index, name: device.name, computeCapability: device.computeCapability, totalBytes: device.totalBytes, freeBytes: device.freeBytes } : null,
-    plan: {
-      arenaBytes: p.plan.arenaBytes,
-      dataBytes: p.plan.ledger.dataBytes,
-      paddingBytes: p.plan.ledger.paddingBytes,
-      byType: p.gguf.totalsByType().map((t) => ({ type: t.name, count: t.count, bytes: t.bytes })),
-      tensors: p.plan.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type), shape: [...t.shape], bytes: t.bytes, shard: t.shard, fileOffset: t.fileOffset, offset: t.offset, ...(t.aliasOf ? { aliasOf: t.aliasOf } : {}) })),
-    },
-    dryRun: loaded === null,
-    ledger: loaded ? { totalBytes: loaded.ledger.totalBytes, dataBytes: loaded.ledger.dataBytes, paddingBytes: loaded.ledger.paddingBytes } : null,
-    vram: r ? { ledgerBytes: loaded!.ledger.totalBytes, cudaMemGetInfoDropBytes: r.freeBefore - r.freeAfter, nvidiaSmiBytes: smiBytes, freeBytesAfter: r.freeAfter, totalBytes: r.totalVram } : null,
-    timings: r ? r.timings : null,
-    verified,
-  };
 }

@@ -1,10 +1,11 @@
 // Steps the interactive and the flag-driven load share: the default model,
-// planning a file, choosing a device, and holding a model until Enter.
+// planning a file, choosing the devices and planning for them, and holding a
+// model until Enter.
 
 import type { Readable } from "node:stream";
 import type { DeviceInfo } from "../cuda/index.ts";
 import { ensureModelFixture, fixturesDir } from "../fixtures/generate.ts";
-import { LoadError, ModelFile, planLoad, toLoadError } from "../load/index.ts";
+import { LoadError, ModelFile, planLoad, toLoadError, type LoadOptions, type Placement } from "../load/index.ts";
 import type { GpuBackend } from "./backend.ts";
 import type { Planned } from "./load-report.ts";
 
@@ -31,7 +32,52 @@ export async function ensureDefaultModel(signal: AbortSignal, onCreate?: (path: 
  */
 export async function planFile(path: string, options: { unchecked?: boolean } = {}): Promise<Planned> {
   const file = await ModelFile.open(path, options);
-  return { path, gguf: file.gguf, check: file.check, plan: planLoad(file.gguf, file.check), file };
+  const placement: Placement = { kind: "single", device: 0 };
+  return { path, gguf: file.gguf, check: file.check, plan: planLoad(file.gguf, file.check, placement), placement, file };
+}
+
+/** Where the user asked for the model: one GPU, a split (proportions optional), or replicas. */
+export type Target =
+  | { readonly kind: "single"; readonly device: number }
+  | { readonly kind: "split"; readonly devices: readonly number[]; readonly split?: readonly number[] }
+  | { readonly kind: "replicas"; readonly devices: readonly number[] };
+
+export function targetDevices(t: Target): readonly number[] {
+  return t.kind === "single" ? [t.device] : t.devices;
+}
+
+/**
+ * The placement for `target`. A split without proportions follows each GPU's
+ * free VRAM, as llama.cpp's does; the proportions are fixed here, from the
+ * free VRAM the plan shows, so the load puts each layer where the plan said
+ * (the library would measure again after creating its contexts, and could
+ * move a layer). With no GPU to ask (a dry run), the split is even.
+ */
+export function placementFor(target: Target, devices: readonly DeviceInfo[] | null): Placement {
+  if (target.kind === "single") return { kind: "single", device: target.device };
+  if (target.kind === "replicas") return { kind: "replicas", devices: target.devices };
+  if (target.split) return { kind: "split", devices: target.devices, split: target.split };
+  const free = devices ? target.devices.map((i) => devices[i]?.freeBytes ?? 0) : [];
+  return { kind: "split", devices: target.devices, split: free.some((b) => b > 0) ? free : target.devices.map(() => 1) };
+}
+
+/** Where a split's proportions came from, for the plan's wording. */
+export function splitSource(target: Target, devices: readonly DeviceInfo[] | null): Planned["splitFrom"] {
+  if (target.kind !== "split") return undefined;
+  return target.split ? "given" : devices ? "free VRAM" : "even";
+}
+
+/** The same file planned for `target` (the file stays open; nothing is parsed again). */
+export function planFor(planned: Planned, target: Target, devices: readonly DeviceInfo[] | null): Planned {
+  const placement = placementFor(target, devices);
+  return { ...planned, placement, splitFrom: splitSource(target, devices), plan: planLoad(planned.gguf, planned.check, placement) };
+}
+
+/** The load options that put the model where `placement` says. */
+export function placementOptions(placement: Placement): Pick<LoadOptions, "device" | "devices" | "split" | "replicas"> {
+  if (placement.kind === "single") return { device: placement.device };
+  if (placement.kind === "replicas") return { replicas: placement.devices };
+  return { devices: placement.devices, split: placement.split };
 }
 
 /** Builds the native library if needed, saying so (it takes several seconds, once). */
@@ -60,12 +106,19 @@ export async function devicesOrNull(gpu: GpuBackend, signal: AbortSignal, say: (
   }
 }
 
-export function pickDevice(devices: readonly DeviceInfo[], index: number): DeviceInfo {
+/** The device at `index`; BAD_DEVICE (exit 2) when the machine lacks it. `flag` is the flag that named it, for the hint. */
+export function pickDevice(devices: readonly DeviceInfo[], index: number, flag = "--device"): DeviceInfo {
   const d = devices[index];
   if (!d) {
-    throw new LoadError("BAD_DEVICE", `device ${index} does not exist: this machine has ${devices.length} CUDA device${devices.length === 1 ? "" : "s"} (0..${devices.length - 1})`, "pass --device with one of the indexes `nvidia-smi -L` lists");
+    throw new LoadError("BAD_DEVICE", `device ${index} does not exist: this machine has ${devices.length} CUDA device${devices.length === 1 ? "" : "s"} (0..${devices.length - 1})`, `pass ${flag} with ${flag === "--device" ? "one of the indexes" : "indexes"} \`nvidia-smi -L\` lists`);
   }
   return d;
+}
+
+/** Every device `target` names, in its order; BAD_DEVICE when the machine lacks one. */
+export function pickDevices(devices: readonly DeviceInfo[], target: Target): DeviceInfo[] {
+  const flag = target.kind === "single" ? "--device" : target.kind === "split" ? "--devices" : "--replicas";
+  return targetDevices(target).map((i) => pickDevice(devices, i, flag));
 }
 
 /**

@@ -1,5 +1,5 @@
-// bun run load [file…] [--model F] [--device N] [--verify] [--dry-run] [--json]
-//              [--hold] [--yes] [--workers N] [--unchecked] [--debug]
+// bun run load [file…] [--model F] [--device N | --devices 0,1 [--split 3,1] | --replicas 0,1]
+//              [--verify] [--dry-run] [--json] [--hold] [--yes] [--workers N] [--unchecked] [--debug]
 //
 // In a terminal with no flags it asks (load-interactive.ts); otherwise it does
 // what the flags say and never prompts (load-batch.ts).
@@ -8,9 +8,10 @@
 import { isCI } from "@clack/prompts";
 import { z } from "zod";
 import { realGpu, type GpuBackend } from "./backend.ts";
-import { boolFlag, intFlag, parseFlags, splitArgs, UsageError, type RawArgs } from "./args.ts";
+import { boolFlag, deviceListFlag, intFlag, parseFlags, proportionsFlag, splitArgs, UsageError, type RawArgs } from "./args.ts";
 import { runBatch, type Io, type LoadFlags } from "./load-batch.ts";
 import { runInteractive } from "./load-interactive.ts";
+import type { Target } from "./load-steps.ts";
 import { runMain } from "./main.ts";
 import { syncSink, type TextSink } from "./output.ts";
 
@@ -23,6 +24,14 @@ export const LOAD_USAGE = `usage: bun run load [file.gguf…] [options]
   --model FILE    the GGUF file (default: the synthetic Qwen2.5-0.5B model,
                   written to ./fixtures first if missing)
   --device N      CUDA device index (default 0)
+  --devices 0,1   split the model across these GPUs by layers, as llama.cpp
+                  does (each GPU holds some layers and its own arena)
+  --split 3,1     the split's proportions, one per GPU of --devices
+                  (default: each GPU's free VRAM; evenly in a dry run
+                  without a GPU)
+  --replicas 0,1  a whole copy of the model on each of these GPUs (the file
+                  is read once; the GPUs copy to each other peer to peer
+                  where they can)
   --verify        check every tensor's VRAM against the file (GPU checksums)
   --dry-run       parse and plan only; needs no GPU
   --json          print one JSON document (plan, ledger, VRAM, timings)
@@ -40,6 +49,9 @@ exit codes: 0 ok · 1 load error · 2 usage · 3 no GPU · 4 out of VRAM · 130 
 const Flags = z.object({
   model: z.string().min(1, "must be the path of a .gguf file").optional(),
   device: intFlag("a GPU index", 0, 1023),
+  devices: deviceListFlag(1023),
+  split: proportionsFlag("--devices"),
+  replicas: deviceListFlag(1023),
   verify: boolFlag,
   "dry-run": boolFlag,
   json: boolFlag,
@@ -63,8 +75,25 @@ export interface LoadEnvironment {
 }
 
 export function parseLoadArgs(argv: readonly string[]): { args: RawArgs; flags: z.infer<typeof Flags> } {
-  const args = splitArgs(argv, ["model", "device", "workers"]);
+  const args = splitArgs(argv, ["model", "device", "devices", "split", "replicas", "workers"]);
   return { args, flags: parseFlags(Flags, args.flags) };
+}
+
+/** Where the flags put the model; flags that contradict each other are usage errors. */
+export function targetOf(flags: Pick<z.infer<typeof Flags>, "device" | "devices" | "split" | "replicas">): Target {
+  const given = (["device", "devices", "replicas"] as const).filter((f) => flags[f] !== undefined);
+  if (given.length > 1) {
+    throw new UsageError(`${given.map((f) => `--${f}`).join(" and ")} are different placements: give one of them (--device N: one GPU; --devices: one model split across GPUs; --replicas: a whole copy on each)`);
+  }
+  if (flags.split && !flags.devices) throw new UsageError("--split needs --devices: the proportions are theirs, one per GPU (e.g. --devices 0,1 --split 3,1)");
+  if (flags.devices) {
+    if (flags.split && flags.split.length !== flags.devices.length) {
+      throw new UsageError(`--split has ${flags.split.length} proportion${flags.split.length === 1 ? "" : "s"} for the ${flags.devices.length} GPU${flags.devices.length === 1 ? "" : "s"} of --devices: give one per GPU (e.g. --devices 0,1 --split 3,1)`);
+    }
+    return { kind: "split", devices: flags.devices, ...(flags.split ? { split: flags.split } : {}) };
+  }
+  if (flags.replicas) return { kind: "replicas", devices: flags.replicas };
+  return { kind: "single", device: flags.device ?? 0 };
 }
 
 export async function loadCommand(argv: readonly string[], env: LoadEnvironment): Promise<number> {
@@ -79,7 +108,7 @@ export async function loadCommand(argv: readonly string[], env: LoadEnvironment)
   if (args.positionals.length > 1) throw new UsageError("give one model: a path, or --model");
   if (args.positionals.length === 1 && flags.model) throw new UsageError("give the model once: a path or --model, not both");
   const model = flags.model ?? args.positionals[0];
-  const batch: LoadFlags = { model, device: flags.device, verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers, debug: flags.debug, unchecked: flags.unchecked };
+  const batch: LoadFlags = { model, target: targetOf(flags), verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers, debug: flags.debug, unchecked: flags.unchecked };
   const tty = env.stderr.isTTY === true;
   const io: Io = {
     out: (text) => void env.stdout.write(`${text}\n`),

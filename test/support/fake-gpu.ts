@@ -1,27 +1,44 @@
 // A stand-in GPU for the command-line tests on machines without one: the
 // command plans for real (parse, registry, plan) and this pretends the upload,
-// so the prompts, flags and output can be driven end to end. GPU-box tests use
-// the real one.
+// so the prompts, flags and output can be driven end to end. It has any number
+// of devices and honours device, devices (and split) and replicas as the
+// library does: the same plan, progress device by device, VRAM per device.
+// GPU-box tests use the real one.
 
 import type { DeviceInfo } from "../../src/cuda/index.ts";
 import type { GpuBackend, LoadedModel } from "../../src/cli/backend.ts";
-import { LoadError, planLoad, type LoadOptions, type ModelFile } from "../../src/load/index.ts";
+import { LoadError, planLoad, type LoadOptions, type ModelFile, type Placement } from "../../src/load/index.ts";
 
 const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
 
 export class FakeGpu implements GpuBackend {
   readonly loads: { path: string; options: LoadOptions }[] = [];
+  /** Every onProgress call of the last load: (done, total, per device). */
+  readonly progress: { done: number; total: number; devices: { device: number; done: number; total: number }[] }[] = [];
   open = 0;
-  freeBytes: number;
+  /** Free bytes by device index. */
+  readonly free: number[];
   /** When set, prepare() "builds" for this long (ms), watching its signal. */
   buildMs = 0;
   builds = 0;
+  /** Milliseconds between progress reports (a progress bar draws on a timer: make it slower to see the bar's text). */
+  stepMs = 1;
+  /** How replicas get their bytes. */
+  route: "peer" | "host" = "peer";
+  /** When set, nvidia-smi "lists" this process on each device it holds memory on: that memory plus this much for the CUDA context. */
+  smiContextBytes: number | null = null;
 
   constructor(
     readonly list: DeviceInfo[] = [fakeDevice(0, "Fake H100 80GB", 80 * GiB)],
     readonly failWith: LoadError | null = null,
   ) {
-    this.freeBytes = list[0]?.freeBytes ?? 0;
+    this.free = list.map((d) => d.freeBytes);
+  }
+
+  /** Device 0's free bytes (the only device, in most tests). */
+  get freeBytes(): number {
+    return this.free[0] ?? 0;
   }
 
   async prepare(onBuild: (targets: string) => void, signal: AbortSignal): Promise<void> {
@@ -40,39 +57,66 @@ export class FakeGpu implements GpuBackend {
     return this.list;
   }
 
+  /** The placement the library would make of these options (a split without proportions follows free VRAM). */
+  placementOf(options: LoadOptions): Placement {
+    if (options.replicas) return { kind: "replicas", devices: options.replicas };
+    if (options.devices) return { kind: "split", devices: options.devices, split: options.split ?? options.devices.map((d) => this.free[d]!) };
+    return { kind: "single", device: options.device ?? 0 };
+  }
+
   async load(file: ModelFile, options: LoadOptions): Promise<LoadedModel> {
     this.loads.push({ path: file.path, options });
+    this.progress.length = 0;
     if (this.failWith) throw this.failWith;
-    const plan = planLoad(file.gguf, file.check);
-    const total = plan.uploadBytes;
-    for (const done of [total / 4, total / 2, total]) {
+    const placement = this.placementOf(options);
+    const plan = planLoad(file.gguf, file.check, placement);
+    const missing = plan.devices.find((d) => this.free[d.device] === undefined);
+    if (missing) throw new LoadError("BAD_DEVICE", `device ${missing.device} does not exist`, "use a device the machine has");
+    // Each device moves at its own pace: device i has done (1 - i/8) of what device 0 has.
+    for (const step of [0.25, 0.5, 1]) {
       if (options.signal?.aborted) throw new LoadError("CANCELLED", "the load was cancelled", "nothing was kept");
-      options.onProgress?.(Math.floor(done), total, [{ device: options.device ?? 0, done: Math.floor(done), total }]);
-      await Bun.sleep(1);
+      const devices = plan.devices.map((d, i) => ({ device: d.device, done: Math.floor(d.uploadBytes * (step === 1 ? 1 : step * (1 - i / 8))), total: d.uploadBytes }));
+      const done = devices.reduce((n, d) => n + d.done, 0);
+      this.progress.push({ done, total: plan.uploadBytes, devices });
+      options.onProgress?.(done, plan.uploadBytes, devices);
+      await Bun.sleep(this.stepMs);
     }
-    const before = this.freeBytes;
-    this.freeBytes -= plan.arenaBytes;
+    const vram = plan.devices.map((d) => {
+      const freeBefore = this.free[d.device]!;
+      this.free[d.device] = freeBefore - d.arenaBytes;
+      return { device: d.device, freeBefore, freeAfter: this.free[d.device]!, totalVram: this.list[d.device]!.totalBytes };
+    });
     this.open++;
-    const timings = { cudaWait: 0, cudaInit: 120, parse: 9, plan: 1, allocate: 1, upload: 12, peer: 0, verify: options.verify ? 40 : 0, total: 60 };
+    const route = placement.kind === "replicas" ? this.route : "pcie";
+    const timings = { cudaWait: 0, cudaInit: 120, parse: 9, plan: 1, allocate: 1, upload: 12, peer: route === "peer" ? 5 : 0, verify: options.verify ? 40 : 0, total: 60 };
+    const sum = (f: (v: (typeof vram)[number]) => number) => vram.reduce((n, v) => n + f(v), 0);
+    const devices = plan.devices.map((d) => ({ device: d.device, layers: d.layers, tensors: new Set(d.tensors.map((t) => t.name)).size, bytes: d.arenaBytes, ledger: d.ledger }));
     let closed = false;
     return {
-      report: { path: file.path, gguf: file.gguf, check: file.check, plan, device: options.device ?? 0, workers: 12, route: "pcie", freeBefore: before, freeAfter: this.freeBytes, totalVram: this.list[0]!.totalBytes, vram: [{ device: options.device ?? 0, freeBefore: before, freeAfter: this.freeBytes, totalVram: this.list[0]!.totalBytes }], timings },
+      report: { path: file.path, gguf: file.gguf, check: file.check, plan, device: plan.devices[0]!.device, workers: 12, route, freeBefore: sum((v) => v.freeBefore), freeAfter: sum((v) => v.freeAfter), totalVram: sum((v) => v.totalVram), vram, timings },
       ledger: plan.ledger,
-      freeBytes: () => this.freeBytes,
+      devices,
+      freeBytes: (device) => this.free[device]!,
       close: () => {
         if (closed) return;
         closed = true;
-        this.freeBytes += plan.arenaBytes;
+        for (const d of plan.devices) this.free[d.device]! += d.arenaBytes;
         this.open--;
       },
     };
   }
 
-  nvidiaSmiBytes(): number | null {
-    return null;
+  nvidiaSmiBytes(devices: readonly DeviceInfo[]): Map<number, number> | null {
+    if (this.smiContextBytes === null) return null;
+    const used = new Map<number, number>();
+    for (const d of devices) {
+      const held = d.freeBytes - this.free[d.index]!;
+      if (held > 0) used.set(d.index, Math.ceil((held + this.smiContextBytes) / MiB) * MiB);
+    }
+    return used;
   }
 }
 
 export function fakeDevice(index: number, name: string, total: number, free = total - GiB): DeviceInfo {
-  return { index, name, computeCapability: "9.0", multiprocessors: 132, pciBusId: `0000:0${index}:00.0`, totalBytes: total, freeBytes: free };
+  return { index, name, computeCapability: "9.0", multiprocessors: 132, pciBusId: `0000:${index.toString(16).padStart(2, "0")}:00.0`, totalBytes: total, freeBytes: free };
 }
