@@ -3,7 +3,7 @@
 
 import { beforeAll, expect, test } from "bun:test";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
-import { describeGpu } from "./support/gpu.ts";
+import { describeGpu, describeGpus } from "./support/gpu.ts";
 
 const cli = new URL("../src/cli/load.ts", import.meta.url).pathname;
 let model = "";
@@ -47,6 +47,39 @@ describeGpu("bun run load on the GPU", () => {
     await waitForText(p.stderr, "press Enter");
     p.kill("SIGINT");
     expect(await p.exited).toBe(130);
+  });
+});
+
+describeGpus(2, "bun run load on two GPUs", () => {
+  beforeAll(async () => {
+    model = await ensureModelFixture("qwen2.5-0.5b-instruct-q4_k_m");
+  });
+
+  const run = (...flags: string[]) => {
+    const p = Bun.spawnSync([process.execPath, cli, "--yes", "--json", "--verify", "--model", model, ...flags]);
+    expect([p.exitCode, p.stderr.toString()]).toEqual([0, ""]);
+    return JSON.parse(p.stdout.toString());
+  };
+
+  test("--devices 0,1 --split 3,1 --verify --json: llama.cpp's layers, each GPU's ledger against its cudaMemGetInfo", () => {
+    const doc = run("--devices", "0,1", "--split", "3,1");
+    expect(doc.verified).toBe(true);
+    expect(doc.plan.kind).toBe("split");
+    expect(doc.plan.devices.map((d: { device: number; layers: number[] }) => [d.device, d.layers])).toEqual([[0, [0, 18]], [1, [19, 23]]]);
+    expect(doc.plan.devices.reduce((n: number, d: { tensors: number }) => n + d.tensors, 0)).toBe(291);
+    expect(doc.ledger.dataBytes).toBe(485_452_288);
+    for (const v of doc.vram.devices) {
+      expect(v.cudaMemGetInfoDropBytes).toBeGreaterThanOrEqual(v.ledgerBytes);
+      expect(v.cudaMemGetInfoDropBytes - v.ledgerBytes).toBeLessThanOrEqual(64 * 1024 * 1024);
+    }
+  });
+
+  test("--replicas 0,1 --verify --json: a whole copy on each GPU, and the route taken", () => {
+    const doc = run("--replicas", "0,1");
+    expect(doc.verified).toBe(true);
+    expect([doc.plan.kind, ["peer", "host"].includes(doc.route)]).toEqual(["replicas", true]);
+    expect(doc.plan.devices.map((d: { tensors: number }) => d.tensors)).toEqual([291, 291]);
+    expect(doc.vram.devices.map((v: { ledgerBytes: number }) => v.ledgerBytes)).toEqual([doc.plan.devices[0].arenaBytes, doc.plan.devices[1].arenaBytes]);
   });
 });
 
