@@ -30,3 +30,21 @@ test("the library example in the README runs as pasted", () => {
     rmSync(file, { force: true });
   }
 }, 60_000);
+
+test.skipIf(gpu.count < 4)(`the four-GPU example in the README runs as pasted${gpu.count < 4 ? ` [skipped: needs 4 GPUs; this machine has ${gpu.count}]` : ""}`, () => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("On several GPUs"));
+  const code = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
+  const file = join(ROOT, `example-multi-${process.pid}.ts`);
+  writeFileSync(file, code);
+  try {
+    const p = Bun.spawnSync([process.execPath, file], { cwd: ROOT });
+    expect([p.exitCode, p.stderr.toString()]).toEqual([0, ""]);
+    const out = p.stdout.toString();
+    expect(out).toContain("GPU 0: layers 0–18, GPU 1: layers 19–23");
+    expect(out).toContain("output.weight is on GPU 1");
+    expect(out).toMatch(/blk\.0\.attn_q\.weight on GPU 2 at 0x[0-9a-f]+, by the (peer|host) route/);
+  } finally {
+    rmSync(file, { force: true });
+  }
+}, 120_000);
