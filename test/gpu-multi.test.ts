@@ -231,6 +231,14 @@ describeGpus(2, "models across GPUs, byte-exact on every device", () => {
     expectBaseline();
   }, 600_000);
 
+  test("a load asking for a device the Loader has no workers for is refused before anything is allocated", async () => {
+    const e = await loader.load(qwen, { devices: [0, gpu.count] }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(LoadError);
+    expect((e as LoadError).code).toBe("BAD_DEVICE");
+    expect((e as LoadError).message).toContain(`device ${gpu.count} is not one of this loader's devices`);
+    expectBaseline();
+  });
+
   test("a device without room is named, with what its part needs and what it has; nothing is left on the others", async () => {
     const blocker = Arena.create(1, free(1) - 512 * MiB);
     try {

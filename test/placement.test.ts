@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { checkModel } from "../src/arch/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { readGguf } from "../src/gguf/index.ts";
-import { layerAssignment, planLoad, uploadSpans, type Placement } from "../src/load/index.ts";
+import { layerAssignment, load, LoadError, planLoad, uploadSpans, type LoadOptions, type Placement } from "../src/load/index.ts";
 import { shareRange, shareSpans } from "../src/load/replicas.ts";
 import { newUploadJob, uploadInvariantBroken } from "../src/load/spans.ts";
 import { expectExactCoverage } from "./support/coverage.ts";
@@ -144,6 +144,30 @@ describe("replicas", () => {
       expect(ranges[0]!.offset).toBe(0);
       const last = plan.devices[0]!.tensors.filter((t) => !t.aliasOf).at(-1)!;
       expect(ranges.at(-1)!.offset + ranges.at(-1)!.bytes).toBe(last.offset + last.bytes);
+    });
+  }
+});
+
+describe("placement options the library refuses before touching a GPU", () => {
+  const cases: [string, LoadOptions, RegExp][] = [
+    ["device with devices", { device: 0, devices: [0, 1] }, /give one of them/],
+    ["devices with replicas", { devices: [0, 1], replicas: [0, 1] }, /give one of them/],
+    ["split without devices", { split: [3, 1] }, /split needs devices/],
+    ["a device twice", { devices: [0, 0] }, /names device 0 twice/],
+    ["no devices", { replicas: [] }, /replicas is empty/],
+    ["a negative index", { devices: [0, -1] }, /-1 is not a device index/],
+    ["one proportion for two devices", { devices: [0, 1], split: [1] }, /split has 1 proportion for 2 devices/],
+    ["proportions all zero", { devices: [0, 1], split: [0, 0] }, /not a set of proportions/],
+    ["a proportion below zero", { devices: [0, 1], split: [1, -1] }, /not a set of proportions/],
+  ];
+  for (const [what, options, message] of cases) {
+    test(`${what}: BAD_DEVICE (exit code 2), one sentence and a hint`, async () => {
+      const path = await ensureModelFixture("tiny-qwen2-q4_k_m");
+      const e = await load(path, options).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(LoadError);
+      expect([(e as LoadError).code, (e as LoadError).exitCode]).toEqual(["BAD_DEVICE", 2]);
+      expect((e as LoadError).message).toMatch(message);
+      expect((e as LoadError).hint.length).toBeGreaterThan(0);
     });
   }
 });
