@@ -127,10 +127,11 @@ export interface LoadReport {
 
 /**
  * Every pinned ring of a pool together, by default. Measured with `bun run
- * bench:multi` on a 4-GPU host (64 cores, 300 MiB L3): the best ring shape put
+ * bench:multi` on two 4-GPU hosts (64 cores, 300 MiB L3): the best ring shape put
  * about this much in flight on 1, 2 and 4 GPUs alike (12 workers × 3 slots of
- * 2 MiB, 1 MiB and 512 KiB), and twice as much was 19–34% slower: a ring that
- * outgrows the CPU caches sends each byte through DRAM once more.
+ * 2 MiB, 1 MiB and 512 KiB); on 4 GPUs the single-GPU shape (4× as much) was
+ * 26–32% slower, and half as much 18–29% slower. A ring that outgrows the CPU
+ * caches sends each byte through DRAM once more (README: Several GPUs).
  */
 const RING_BUDGET = 72 * MiB;
 
