@@ -1,4 +1,4 @@
-// bun run bench:multi [--model 14b|7b|0.5b] [--reps N] [--quick]
+// bun run bench:multi [--model 14b|7b|0.5b] [--reps N] [--quick | --configs W×S×KiB[:huge],…]
 //
 // Several GPUs of one host, one run: the ceilings first — pinned cudaMemcpy to
 // 1, 2, 4… GPUs at once (a thread per GPU) and pread from the page cache by 1 to
@@ -28,9 +28,11 @@ const Flags = z.object({
   reps: intFlag("a number of repetitions", 1, 100),
   /** Only the default tuning: no sweep of ring shapes. */
   quick: boolFlag,
+  /** These ring shapes on several GPUs instead of the sweep: workers x slots x KiB, e.g. 12x1x1536,16x2x512:huge. */
+  configs: z.string().regex(/^(\d+x\d+x\d+(:huge)?,?)+$/, "must be a list of WORKERSxSLOTSxKiB[:huge], e.g. 12x1x1536,16x2x512:huge").optional(),
   help: boolFlag,
 });
-const USAGE = "usage: bun run bench:multi [--model 14b|7b|0.5b] [--reps N] [--quick]";
+const USAGE = "usage: bun run bench:multi [--model 14b|7b|0.5b] [--reps N] [--quick | --configs W×S×KiB[:huge],…]";
 
 /** The last-level cache, from sysfs (what a ring must fit in to stay out of DRAM); null when unknown. */
 function llcBytes(): number | null {
@@ -75,7 +77,7 @@ async function timeLoads(loader: Loader, path: string, options: LoadOptions, rep
 const shape = (t: Required<UploadTuning>) => `${t.workers}w × ${t.slots} × ${t.slotBytes >= MiB ? `${t.slotBytes / MiB} MiB` : `${t.slotBytes / KiB} KiB`}${t.hugePages ? " huge" : ""}`;
 
 async function main(argv: readonly string[]): Promise<number> {
-  const flags = parseFlags(Flags, splitArgs(argv, ["model", "reps"]).flags);
+  const flags = parseFlags(Flags, splitArgs(argv, ["model", "reps", "configs"]).flags);
   if (flags.help) return (console.log(USAGE), 0);
   let n: number;
   try {
@@ -129,6 +131,14 @@ async function main(argv: readonly string[]): Promise<number> {
   const tunings = (gpus: number): Required<UploadTuning>[] => {
     const base = defaultTuning({}, gpus);
     if (flags.quick || gpus === 1) return [base];
+    if (flags.configs) {
+      const given = flags.configs.split(",").filter(Boolean).map((c) => {
+        const [size, huge] = c.split(":");
+        const [workers, slots, kib] = size!.split("x").map(Number) as [number, number, number];
+        return defaultTuning({ workers, slots, slotBytes: kib * KiB, hugePages: huge === "huge" }, gpus);
+      });
+      return [base, ...given];
+    }
     const per = (w: number) => Math.max(1, Math.min(w, Math.floor(cpus().length / gpus)));
     // Around the default: the single-GPU shape (rings 4× too big), then the same 72 MiB in flight
     // spread over fewer or more workers and slots, a smaller ring, and huge pages.
