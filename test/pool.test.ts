@@ -77,6 +77,20 @@ describe("uploads on a pool", () => {
   });
 });
 
+test("one load on two devices: a worker failing on device 1 stops device 0's job too, and the real error is the one reported", async () => {
+  process.env.FAKE_WORKER_MODE = "slow,throw:2"; // workers 0, 1 serve device 0; 2, 3 device 1
+  const p = pool(2, [0, 1]);
+  try {
+    const [a, b] = [job(400, 2), job(400, 2)];
+    const e = await p.upload([{ device: 0, arena, job: a }, { device: 1, arena, job: b }], "m.gguf").catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(WorkerDied);
+    expect(a.shared.stopped).toBe(true);
+    expect(a.shared.nextSpan).toBeLessThan(400); // stopped early, not run to the end
+  } finally {
+    await p.close();
+  }
+});
+
 describe("a worker that dies", () => {
   for (const [mode, why] of [["slow,throw:1", "fake worker 1 broke"], ["slow,exit:1", "it exited with code 7"]] as const) {
     test(`(${mode}) fails the upload it was running within a second, with its message; the next upload gets a fresh worker`, async () => {

@@ -232,13 +232,13 @@ export class UploadPool {
   }
 
   private async uploadInWorkers(work: readonly DeviceJob[], path: string): Promise<Map<UploadJob, number>> {
-    // A real failure stops the job at once for every worker, so the upload fails fast.
-    const stopOnFailure = (job: UploadJob) => (e: unknown) => {
-      if (!(e instanceof WorkerDied && !e.running)) job.shared.stop();
+    // The jobs are one load (one per device): a failure on any device stops them all.
+    const stopOnFailure = (e: unknown) => {
+      if (!(e instanceof WorkerDied && !e.running)) for (const w of work) w.job.shared.stop();
       throw e;
     };
     const requests = work.flatMap((w) =>
-      this.links.filter((l) => l.device === w.device).map((link) => ({ w, reply: link.request({ type: "upload", arena: Number(w.arena), job: jobMessage(w.job) }, "done", path).catch(stopOnFailure(w.job)) })),
+      this.links.filter((l) => l.device === w.device).map((link) => ({ w, reply: link.request({ type: "upload", arena: Number(w.arena), job: jobMessage(w.job) }, "done", path).catch(stopOnFailure) })),
     );
     // Every worker must finish (or fail) before the caller may free the arena.
     const results = await Promise.allSettled(requests.map((r) => r.reply));
