@@ -72,16 +72,6 @@ describeGpu("fault campaigns", () => {
   test("the k-th event record or wait fails", () => campaign(Fault.Event, [1, 2, 5, 13, 40, 90, 160, 240, 300, 400, 100_000], "UPLOAD_FAILED"));
 
   test("VRAM exhausted by another allocation: the pre-check, and cudaMalloc itself", async () => {
-    // A cudaMalloc that fails for want of memory can make the driver give back memory it kept
-    // (seen on a 2 × H200 host after the multi-GPU suite: 2 MiB more free afterwards). Make one
-    // fail first, so the exact comparison below is with the state such a failure leaves.
-    const primer = Arena.create(0, free() - 128 * MiB);
-    try {
-      expect(() => Arena.create(0, 1024 * MiB)).toThrow();
-    } finally {
-      primer.close();
-    }
-    const before = free();
     const blocker = Arena.create(0, free() - 128 * MiB);
     try {
       for (const skipVramCheck of [false, true]) {
@@ -93,7 +83,12 @@ describeGpu("fault campaigns", () => {
     } finally {
       blocker.close();
     }
-    expect(free()).toBe(before);
+    // Nothing of the load is left (the library's counters, exactly). Free VRAM is compared one
+    // way only here: a cudaMalloc that fails for want of memory can make the driver give back
+    // memory of its own (2 MiB more free afterwards on a 2 × H200 host after the multi-GPU suite;
+    // making one fail first moved it by 8 MiB, then 6 back), and a leak of ours would be
+    // at least one 2 MiB page the other way.
+    expect(free()).toBeGreaterThanOrEqual(baseline);
     expect(liveResources()).toEqual(NOTHING_LIVE);
   });
 
