@@ -7,6 +7,8 @@
  * takes it from 1 to 0 fails. A compare-and-swap loop makes that exactly one
  * call, however many threads race; each kind counts the faults it fired.
  */
+#include <time.h>
+
 #include "internal.h"
 
 gv_counters gv_live_counters;
@@ -64,6 +66,15 @@ extern "C" void gv_fault_reset(void) {
         fault_fired[kind].store(0);
     }
     fault_device.store(-1);
+}
+
+extern "C" int gv_debug_block(int ms, int32_t *returned, int32_t *gate) {
+    if (!gv_gate_enter(gate)) return gv_fail(GV_ERR_CANCELLED, "gv_debug_block: this thread was retired");
+    struct timespec left = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&left, &left) != 0) {
+    }
+    if (returned != NULL) __atomic_store_n(returned, 1, __ATOMIC_SEQ_CST);
+    return gv_gate_leave(gate, GV_OK);
 }
 
 extern "C" void gv_debug_poison(int byte) { gv_poison_byte.store(byte < 0 ? -1 : byte & 0xff); }

@@ -28,7 +28,7 @@ extern "C" {
 
 #define GV_API __attribute__((visibility("default")))
 
-#define GV_ABI_VERSION 3
+#define GV_ABI_VERSION 4
 
 /* ─── status codes ──────────────────────────────────────────────────────────── */
 
@@ -44,6 +44,8 @@ enum gv_status {
     GV_ERR_CANCELLED = 8,        /* an upload or checksum saw its stop flag */
     GV_ERR_READ = 9,             /* read() of the model file failed (gv_last_os_error has errno) */
     GV_ERR_FILE_SHORT = 10,      /* the model file ended before a range it was asked for */
+    GV_ERR_NOT_FREED = 11,       /* gv_arena_free could not free: the arena is untouched and still counted */
+    GV_ERR_BENCH_MODE = 12,      /* an upload ran in a benchmark mode (gv_debug_upload_mode): VRAM holds no model */
 };
 
 /* The library's ABI version (GV_ABI_VERSION), to check the .so matches the bindings. */
@@ -89,13 +91,31 @@ GV_API int gv_mem_info(int device, uint64_t *free_bytes, uint64_t *total_bytes);
 
 typedef struct gv_arena gv_arena;
 
+/* Arena flags. */
+enum gv_arena_flags {
+    /* One cuMemCreate allocation (CUDA virtual memory, granularity 2 MiB) that gv_arena_export hands to
+     * other processes as a POSIX file descriptor; mapped read-write for `device` and every device that
+     * can reach it peer to peer. Its memory lives until every process that imported it unmaps it. */
+    GV_ARENA_SHAREABLE = 1,
+};
+
 /* One cudaMalloc of `bytes` on `device`. Tensors live at 256-byte-aligned offsets in it. */
 GV_API int gv_arena_create(int device, uint64_t bytes, gv_arena **out);
+/* The same with gv_arena_flags. */
+GV_API int gv_arena_create_ex(int device, uint64_t bytes, uint32_t flags, gv_arena **out);
 GV_API uint64_t gv_arena_device_ptr(const gv_arena *arena);
+/* The bytes asked for; the allocation behind a shareable arena is rounded up (gv_arena_alloc_bytes). */
 GV_API uint64_t gv_arena_bytes(const gv_arena *arena);
+GV_API uint64_t gv_arena_alloc_bytes(const gv_arena *arena);
 GV_API int gv_arena_device(const gv_arena *arena);
-/* The arena is freed and uncounted even when cudaFree reports an (earlier, sticky) error. */
+GV_API int gv_arena_flags(const gv_arena *arena);
+/* Frees the arena. It is freed and uncounted once cudaFree (or, shareable, the unmapping) was called,
+ * even when that reports an earlier, sticky error. When the device cannot even be selected, nothing is
+ * called: GV_ERR_NOT_FREED, and the arena stays valid and counted (the caller may try again). */
 GV_API int gv_arena_free(gv_arena *arena);
+/* A shareable arena's allocation as a new POSIX file descriptor (the caller closes it, or passes it on
+ * with gv_ipc_send). Another process maps it with cuMemImportFromShareableHandle. */
+GV_API int gv_arena_export(gv_arena *arena, int *fd);
 
 /* Synchronous copies, for tests and small reads: device range → host, host → device. */
 GV_API int gv_arena_read(gv_arena *arena, uint64_t offset, void *dst, uint64_t bytes);
@@ -120,8 +140,10 @@ enum gv_stager_flags {
 
 /* `slots` host buffers of `slot_bytes` each, one page-aligned malloc + cudaHostRegister
  * for the whole ring (far cheaper to set up than cudaMallocHost), one event per slot
- * and one non-blocking stream, on `device`. `flags`: gv_stager_flags. */
-GV_API int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes, uint32_t flags, gv_stager **out);
+ * and one non-blocking stream, on `device`. `flags`: gv_stager_flags. `gate`: see below
+ * (NULL when no other thread needs to know). *out is written before the gate opens, so a
+ * worker that passes a slot of shared memory as `out` publishes its ring atomically. */
+GV_API int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes, uint32_t flags, gv_stager **out, int32_t *gate);
 
 /* Host address of slot `slot`; NULL when out of range. */
 GV_API void *gv_stager_slot(gv_stager *stager, uint32_t slot);
@@ -148,6 +170,17 @@ GV_API int gv_stager_sync(gv_stager *stager);
  * When gv_stager_upload* fails part-way, it drains the stream before returning, so no copy
  * from the slot is left in flight. */
 GV_API int gv_stager_free(gv_stager *stager);
+
+/* ─── gates: when another thread may free what a worker thread uses ────────── */
+
+/* A worker thread that is terminated while it is inside a native call keeps running that call;
+ * its runtime may report the thread gone before the call returns. So the calls a worker makes on
+ * memory another thread frees afterwards (its ring, the arena, the files) take a gate: one int32
+ * in shared memory per worker, 0 idle, 1 inside a call, 2 retired. A call enters with a
+ * compare-and-swap 0 → 1 and leaves with 0; the thread that wants to free the worker's resources
+ * retires it with a compare-and-swap 0 → 2, which succeeds only between calls, and after which
+ * every gated call returns GV_ERR_CANCELLED at once without touching anything. */
+enum gv_gate_state { GV_GATE_IDLE = 0, GV_GATE_INSIDE = 1, GV_GATE_RETIRED = 2 };
 
 /* ─── uploads: file → pinned slot → arena, on the calling thread ───────────── */
 
@@ -183,7 +216,7 @@ enum gv_schedule { GV_SCHEDULE_TAPERED = 0, GV_SCHEDULE_GUIDED = 1, GV_SCHEDULE_
  * so the other threads stop too. Either way, no copy of this stager is in flight on return. */
 GV_API int gv_upload_step(gv_stager *stager, gv_arena *arena, const uint64_t *spans, uint32_t n_spans,
                           gv_upload_shared *shared, uint32_t *claims, uint32_t worker, int32_t *run,
-                          uint32_t max_spans, uint64_t *bytes_out, int32_t *finished);
+                          uint32_t max_spans, uint64_t *bytes_out, int32_t *finished, int32_t *gate);
 
 /* Host checksums of file ranges, shared among threads the same way: chunks holds n quadruples
  * (fd, file offset, bytes, first word) and sums[i] receives gv_checksum_host_partial of chunk i
@@ -191,7 +224,7 @@ GV_API int gv_upload_step(gv_stager *stager, gv_arena *arena, const uint64_t *sp
  * Chunks are claimed one at a time from shared->next_span; each is read into `buffer`, which must
  * hold the largest chunk. Returns after max_chunks chunks, or *finished = 1 when none is left. */
 GV_API int gv_checksum_file_step(const uint64_t *chunks, uint32_t n, gv_upload_shared *shared, uint64_t *sums,
-                                 void *buffer, uint64_t buffer_bytes, uint32_t max_chunks, int32_t *finished);
+                                 void *buffer, uint64_t buffer_bytes, uint32_t max_chunks, int32_t *finished, int32_t *gate);
 
 /* ─── checksums: proof that VRAM holds the file's bytes ─────────────────────── */
 
@@ -265,7 +298,7 @@ typedef struct gv_live_counts {
 GV_API void gv_live(gv_live_counts *out);
 
 enum gv_fault {
-    GV_FAULT_DEVICE_ALLOC = 0, /* gv_arena_create's cudaMalloc → GV_ERR_OUT_OF_MEMORY */
+    GV_FAULT_DEVICE_ALLOC = 0, /* gv_arena_create's cudaMalloc (or cuMemCreate) → GV_ERR_OUT_OF_MEMORY */
     GV_FAULT_HOST_PIN = 1,     /* cudaHostRegister in gv_stager_create / gv_pin → GV_ERR_HOST_MEMORY */
     GV_FAULT_COPY = 2,         /* cudaMemcpyAsync in gv_stager_upload* → GV_ERR_COPY */
     GV_FAULT_EVENT = 3,        /* cudaEventRecord / cudaEventSynchronize → GV_ERR_COPY */
@@ -295,6 +328,13 @@ GV_API void gv_debug_poison(int byte);
  * held). GV_UPLOAD_NORMAL (the default) does both. Process-wide. */
 enum gv_upload_mode { GV_UPLOAD_NORMAL = 0, GV_UPLOAD_READ_ONLY = 1, GV_UPLOAD_COPY_ONLY = 2 };
 GV_API void gv_debug_upload_mode(int mode);
+/* So that no load made in such a mode can pass for a model: gv_upload_step ends every job it finishes in
+ * a mode other than GV_UPLOAD_NORMAL with GV_ERR_BENCH_MODE (*finished = 1, the bytes counted). */
+
+/* Tests: a gated call that blocks the calling thread for `ms` milliseconds, then stores 1 at *returned
+ * (atomically) before it leaves the gate; GV_ERR_CANCELLED at once when the gate is retired. Shows when
+ * a Worker terminated during a native call really stops (see src/load/workers.ts). */
+GV_API int gv_debug_block(int ms, int32_t *returned, int32_t *gate);
 
 #ifdef __cplusplus
 }

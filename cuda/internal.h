@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include "gguf_vram.h"
+#include "vmm.h"
 
 #define GV_MIB(bytes) ((double)(bytes) / (1024.0 * 1024.0))
 
@@ -62,12 +63,28 @@ static inline bool gv_out_of_range(uint64_t offset, uint64_t bytes, uint64_t lim
     return offset > limit || bytes > limit - offset;
 }
 
+/* ─── gates (gguf_vram.h) ─────────────────────────────────────────────────── */
+
+/* Enters `gate` (NULL: no gate); false when it was retired. */
+static inline bool gv_gate_enter(int32_t *gate) {
+    if (gate == NULL) return true;
+    int32_t idle = GV_GATE_IDLE;
+    return __atomic_compare_exchange_n(gate, &idle, GV_GATE_INSIDE, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+static inline int gv_gate_leave(int32_t *gate, int rc) {
+    if (gate != NULL) __atomic_store_n(gate, GV_GATE_IDLE, __ATOMIC_SEQ_CST);
+    return rc;
+}
+
 /* ─── handles ─────────────────────────────────────────────────────────────── */
 
 struct gv_arena {
     int device;
-    void *ptr;      /* cudaMalloc'd, 256-byte aligned */
-    uint64_t bytes;
+    uint32_t flags; /* gv_arena_flags */
+    void *ptr;      /* cudaMalloc'd, or the start of the shareable mapping; 256-byte aligned either way */
+    uint64_t bytes; /* as asked */
+    gv_vmm_mapping vmm; /* GV_ARENA_SHAREABLE: the allocation (its bytes rounded up to the granularity) */
 };
 
 struct gv_stager {

@@ -42,7 +42,7 @@ static cudaError_t release(gv_stager *s, const char **failed_call) {
     return first;
 }
 
-extern "C" int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes, uint32_t flags, gv_stager **out) {
+static int stager_create(int device, uint32_t slots, uint64_t slot_bytes, uint32_t flags, gv_stager **out) {
     GV_REQUIRE(out != NULL, "gv_stager_create: out is NULL");
     *out = NULL;
     GV_REQUIRE(slots > 0, "gv_stager_create: slots is 0");
@@ -88,6 +88,11 @@ extern "C" int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes,
     gv_live_counters.stagers.fetch_add(1);
     *out = s;
     return GV_OK;
+}
+
+extern "C" int gv_stager_create(int device, uint32_t slots, uint64_t slot_bytes, uint32_t flags, gv_stager **out, int32_t *gate) {
+    if (!gv_gate_enter(gate)) return gv_fail(GV_ERR_CANCELLED, "gv_stager_create: this thread was retired");
+    return gv_gate_leave(gate, stager_create(device, slots, slot_bytes, flags, out));
 }
 
 /* The stager is gone when this returns, even when draining its stream reports an

@@ -118,9 +118,9 @@ static int abandon(gv_stager *stager, gv_upload_shared *shared, int rc) {
     return rc;
 }
 
-extern "C" int gv_upload_step(gv_stager *stager, gv_arena *arena, const uint64_t *spans, uint32_t n_spans,
-                              gv_upload_shared *shared, uint32_t *claims, uint32_t worker, int32_t *run,
-                              uint32_t max_spans, uint64_t *bytes_out, int32_t *finished) {
+static int upload_step(gv_stager *stager, gv_arena *arena, const uint64_t *spans, uint32_t n_spans,
+                       gv_upload_shared *shared, uint32_t *claims, uint32_t worker, int32_t *run,
+                       uint32_t max_spans, uint64_t *bytes_out, int32_t *finished) {
     GV_REQUIRE(bytes_out != NULL && finished != NULL && run != NULL, "gv_upload_step: run, bytes_out and finished must not be NULL");
     *bytes_out = 0;
     *finished = 0;
@@ -137,6 +137,10 @@ extern "C" int gv_upload_step(gv_stager *stager, gv_arena *arena, const uint64_t
             rc = GV_CHECK(cudaStreamSynchronize(stager->stream), GV_ERR_COPY);
             if (rc != GV_OK) return abandon(stager, shared, rc);
             *finished = 1;
+            int mode = upload_mode.load();
+            if (mode != GV_UPLOAD_NORMAL) /* never a model: the arena holds garbage */
+                return gv_fail(GV_ERR_BENCH_MODE, "gv_upload_step: the upload ran in benchmark mode %s, so VRAM holds no model",
+                               mode == GV_UPLOAD_READ_ONLY ? "GV_UPLOAD_READ_ONLY" : "GV_UPLOAD_COPY_ONLY");
             return GV_OK;
         }
         for (; run[0] < run[1] && done < max_spans; run[0]++, done++) {
@@ -158,13 +162,20 @@ extern "C" int gv_upload_step(gv_stager *stager, gv_arena *arena, const uint64_t
     return GV_OK;
 }
 
+extern "C" int gv_upload_step(gv_stager *stager, gv_arena *arena, const uint64_t *spans, uint32_t n_spans,
+                              gv_upload_shared *shared, uint32_t *claims, uint32_t worker, int32_t *run,
+                              uint32_t max_spans, uint64_t *bytes_out, int32_t *finished, int32_t *gate) {
+    if (!gv_gate_enter(gate)) return gv_fail(GV_ERR_CANCELLED, "gv_upload_step: this thread was retired");
+    return gv_gate_leave(gate, upload_step(stager, arena, spans, n_spans, shared, claims, worker, run, max_spans, bytes_out, finished));
+}
+
 /* ─── host checksums of file ranges ─────────────────────────────────────────── */
 
 /* A multiple of 8, so every piece but a chunk's last is whole words. */
 #define CHECKSUM_PIECE (256u << 10)
 
-extern "C" int gv_checksum_file_step(const uint64_t *chunks, uint32_t n, gv_upload_shared *shared, uint64_t *sums,
-                                     void *buffer, uint64_t buffer_bytes, uint32_t max_chunks, int32_t *finished) {
+static int checksum_file_step(const uint64_t *chunks, uint32_t n, gv_upload_shared *shared, uint64_t *sums,
+                              void *buffer, uint64_t buffer_bytes, uint32_t max_chunks, int32_t *finished) {
     GV_REQUIRE(finished != NULL, "gv_checksum_file_step: finished is NULL");
     *finished = 0;
     GV_REQUIRE(shared != NULL && buffer != NULL && (n == 0 || (chunks != NULL && sums != NULL)),
@@ -195,4 +206,10 @@ extern "C" int gv_checksum_file_step(const uint64_t *chunks, uint32_t n, gv_uplo
         __atomic_fetch_add(&shared->bytes_done, c[2], __ATOMIC_SEQ_CST);
     }
     return GV_OK;
+}
+
+extern "C" int gv_checksum_file_step(const uint64_t *chunks, uint32_t n, gv_upload_shared *shared, uint64_t *sums,
+                                     void *buffer, uint64_t buffer_bytes, uint32_t max_chunks, int32_t *finished, int32_t *gate) {
+    if (!gv_gate_enter(gate)) return gv_fail(GV_ERR_CANCELLED, "gv_checksum_file_step: this thread was retired");
+    return gv_gate_leave(gate, checksum_file_step(chunks, n, shared, sums, buffer, buffer_bytes, max_chunks, finished));
 }

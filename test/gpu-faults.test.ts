@@ -4,7 +4,8 @@
 // and nothing left pinned; the figures go to the README's reliability section.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Arena, Fault, faultsFired, injectFault, liveResources, memInfo, resetFaults } from "../src/cuda/index.ts";
+import { Arena, liveResources, memInfo } from "../src/cuda/index.ts";
+import { Fault, faultsFired, injectFault, resetFaults } from "../src/cuda/testing.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { Loader, load, LoadError, verifyModel, type LoadErrorCode } from "../src/load/index.ts";
 import { describeGpu } from "./support/gpu.ts";

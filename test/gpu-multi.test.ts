@@ -6,11 +6,12 @@
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { closeSync, openSync, readSync } from "node:fs";
-import { Arena, faultsFired, Fault, injectFault, liveResources, memInfo, resetFaults } from "../src/cuda/index.ts";
-import type { Model } from "../src/cuda/index.ts";
+import { Arena, liveResources, memInfo } from "../src/cuda/index.ts";
+import { faultsFired, Fault, injectFault, resetFaults } from "../src/cuda/testing.ts";
+import type { Model } from "../src/load/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { Loader, LoadError, type LoadErrorCode, type LoadOptions, type LoadReport } from "../src/load/index.ts";
-import { poolOf } from "../src/load/load.ts";
+import { poolOf } from "../src/load/loader.ts";
 import { describeGpus, gpu } from "./support/gpu.ts";
 
 const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };

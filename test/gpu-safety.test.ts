@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { Arena, liveResources, memInfo } from "../src/cuda/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { Loader, load, LoadError, verifyModel, type LoadOptions } from "../src/load/index.ts";
-import { poolOf } from "../src/load/load.ts";
+import { poolOf } from "../src/load/loader.ts";
 import { describeGpu, POISON } from "./support/gpu.ts";
 
 const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };

@@ -2,9 +2,9 @@
 // prompts and flags can be tested with a stand-in GPU on a machine without one.
 
 import { ensureNativeLibrary } from "../../build.ts";
-import type { Model, VramLedger } from "../cuda/index.ts";
+import type { VramLedger } from "../cuda/index.ts";
 import { listDevices, memInfo, openCuda, type DeviceInfo } from "../cuda/index.ts";
-import { loadModel, toLoadError, type LoadOptions, type LoadReport, type ModelFile } from "../load/index.ts";
+import { loadModel, toLoadError, type LoadOptions, type LoadReport, type Model, type ModelFile } from "../load/index.ts";
 
 export interface LoadedModel {
   readonly report: LoadReport;

@@ -13,6 +13,8 @@ export const GV_STATUS = {
   CANCELLED: 8,
   READ: 9,
   FILE_SHORT: 10,
+  NOT_FREED: 11,
+  BENCH_MODE: 12,
 } as const;
 
 export type CudaErrorCode =
@@ -27,7 +29,9 @@ export type CudaErrorCode =
   | "READ_FAILED" // read() of the model file failed
   | "FILE_SHORT" // the model file ended before a range it was asked for
   | "NATIVE_LIBRARY" // the .so is missing, stale or cannot be built
-  | "CLOSED"; // a handle used after close()
+  | "CLOSED" // a handle used after close()
+  | "NOT_FREED" // gv_arena_free could not even select the device: the memory is still held
+  | "BENCH_MODE"; // an upload in a benchmark mode finished: VRAM holds no model
 
 const BY_STATUS: Record<number, CudaErrorCode> = {
   [GV_STATUS.INVALID_ARGUMENT]: "INVALID_ARGUMENT",
@@ -40,6 +44,8 @@ const BY_STATUS: Record<number, CudaErrorCode> = {
   [GV_STATUS.CANCELLED]: "CANCELLED",
   [GV_STATUS.READ]: "READ_FAILED",
   [GV_STATUS.FILE_SHORT]: "FILE_SHORT",
+  [GV_STATUS.NOT_FREED]: "NOT_FREED",
+  [GV_STATUS.BENCH_MODE]: "BENCH_MODE",
 };
 
 const HINTS: Record<CudaErrorCode, string> = {
@@ -55,6 +61,8 @@ const HINTS: Record<CudaErrorCode, string> = {
   FILE_SHORT: "make sure nothing writes the file while it loads, then load it again",
   NATIVE_LIBRARY: "rebuild the native library with `bun run build --force`",
   CLOSED: "this is a bug in the caller: the handle was used after close()",
+  NOT_FREED: "the GPU could not be selected to free its memory; check `nvidia-smi` and the kernel log (dmesg), then close again",
+  BENCH_MODE: "benchmark modes only measure: turn them off (debugUploadMode(\"normal\")) before loading a model",
 };
 
 const EXIT_CODES: Partial<Record<CudaErrorCode, number>> = { NO_DEVICE: 3, OUT_OF_VRAM: 4, BAD_DEVICE: 2 };

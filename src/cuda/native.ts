@@ -20,6 +20,10 @@ const SYMBOLS = {
   gv_mem_info: { args: [i32, ptr, ptr], returns: i32 },
 
   gv_arena_create: { args: [i32, u64, ptr], returns: i32 },
+  gv_arena_create_ex: { args: [i32, u64, u32, ptr], returns: i32 },
+  gv_arena_alloc_bytes: { args: [ptr], returns: u64 },
+  gv_arena_flags: { args: [ptr], returns: i32 },
+  gv_arena_export: { args: [ptr, ptr], returns: i32 },
   gv_arena_device_ptr: { args: [ptr], returns: u64 },
   gv_arena_bytes: { args: [ptr], returns: u64 },
   gv_arena_device: { args: [ptr], returns: i32 },
@@ -30,7 +34,7 @@ const SYMBOLS = {
   gv_pin: { args: [ptr, u64, i32], returns: i32 },
   gv_unpin: { args: [ptr], returns: i32 },
 
-  gv_stager_create: { args: [i32, u32, u64, u32, ptr], returns: i32 },
+  gv_stager_create: { args: [i32, u32, u64, u32, ptr, ptr], returns: i32 },
   gv_stager_slot: { args: [ptr, u32], returns: ptr },
   gv_stager_slot_bytes: { args: [ptr], returns: u64 },
   gv_stager_slots: { args: [ptr], returns: u32 },
@@ -40,8 +44,8 @@ const SYMBOLS = {
   gv_stager_sync: { args: [ptr], returns: i32 },
   gv_stager_free: { args: [ptr], returns: i32 },
 
-  gv_upload_step: { args: [ptr, ptr, ptr, u32, ptr, ptr, u32, ptr, u32, ptr, ptr], returns: i32 },
-  gv_checksum_file_step: { args: [ptr, u32, ptr, ptr, ptr, u64, u32, ptr], returns: i32 },
+  gv_upload_step: { args: [ptr, ptr, ptr, u32, ptr, ptr, u32, ptr, u32, ptr, ptr, ptr], returns: i32 },
+  gv_checksum_file_step: { args: [ptr, u32, ptr, ptr, ptr, u64, u32, ptr, ptr], returns: i32 },
 
   gv_checksum_host: { args: [ptr, u64], returns: u64 },
   gv_checksum_host_partial: { args: [ptr, u64, u64], returns: u64 },
@@ -64,12 +68,13 @@ const SYMBOLS = {
   gv_fault_device: { args: [i32], returns: none },
   gv_debug_poison: { args: [i32], returns: none },
   gv_debug_upload_mode: { args: [i32], returns: none },
+  gv_debug_block: { args: [i32, ptr, ptr], returns: i32 },
 } as const;
 
 export type NativeSymbols = Library<typeof SYMBOLS>["symbols"];
 
 /** Must equal GV_ABI_VERSION in cuda/gguf_vram.h. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 let loaded: { path: string; symbols: NativeSymbols } | null = null;
 

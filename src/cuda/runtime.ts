@@ -1,5 +1,6 @@
 // Opening the library, turning status codes into errors, and the process-wide
-// facts: versions, live resources, fault injection.
+// facts: versions, live resources, measured ceilings. The hooks for tests and
+// benchmarks (faults, poison, upload modes) are in testing.ts, outside the API.
 
 import { check } from "./errors.ts";
 import { native, openNative, type NativeSymbols } from "./native.ts";
@@ -47,53 +48,6 @@ export function liveResources(): LiveResources {
   native().gv_live(out);
   const [arenas, arenaBytes, pinnedRanges, pinnedBytes, stagers, copies] = [...out].map(Number) as [number, number, number, number, number, number];
   return { arenas, arenaBytes, pinnedRanges, pinnedBytes, stagers, copies };
-}
-
-export enum Fault {
-  DeviceAlloc = 0,
-  HostPin = 1,
-  Copy = 2,
-  Event = 3,
-  /** A copy between two devices' arenas (replicas), counted for the destination device. */
-  PeerCopy = 4,
-}
-
-/**
- * Makes the k-th call of that kind (from now, 1-based) fail as CUDA would; with
- * `device`, only calls for that device count. For tests.
- */
-export function injectFault(kind: Fault, k: number, device?: number): void {
-  native().gv_fault_device(device ?? -1);
-  call(native().gv_fault_inject(kind, BigInt(k)));
-}
-
-/** How many injected faults of that kind have fired since the last resetFaults(). */
-export function faultsFired(kind: Fault): number {
-  return Number(native().gv_fault_fired(kind));
-}
-
-/** Disarms every fault and zeroes the fired counts. */
-export function resetFaults(): void {
-  native().gv_fault_reset();
-}
-
-/**
- * Tests: fill every arena created from now on with `byte` before it is used, so
- * VRAM the upload never writes reads as poison, not as an earlier load's bytes
- * from a reused allocation. null turns it off.
- */
-export function poisonNewArenas(byte: number | null): void {
-  native().gv_debug_poison(byte === null ? -1 : byte & 0xff);
-}
-
-/**
- * Benchmarks only: uploads from now on do half their work — "read" reads each
- * span into its pinned slot and copies nothing, "copy" copies the slots without
- * reading the file — to show where the time goes; "normal" does both. The VRAM
- * of such an upload is garbage: never verify it.
- */
-export function debugUploadMode(mode: "normal" | "read" | "copy"): void {
-  native().gv_debug_upload_mode(mode === "read" ? 1 : mode === "copy" ? 2 : 0);
 }
 
 /** Host-to-device cudaMemcpy bandwidth in GB/s (median of `reps`): the ceiling an upload is measured against. */

@@ -24,10 +24,14 @@ export class Stager {
     });
   }
 
-  /** `hugePages`: the ring in 2 MiB transparent huge pages (see gguf_vram.h). */
-  static create(device: number, slots: number, slotBytes: number, hugePages = false): Stager {
-    const out = new BigUint64Array(1);
-    call(native().gv_stager_create(device, slots, BigInt(slotBytes), hugePages ? 1 : 0, out));
+  /**
+   * `hugePages`: the ring in 2 MiB transparent huge pages (see gguf_vram.h).
+   * A worker passes its gate and its slot of shared memory as `publish`: the
+   * handle is written there before the call returns (workers.ts).
+   */
+  static create(device: number, slots: number, slotBytes: number, hugePages = false, gated?: { gate: Int32Array; publish: BigUint64Array }): Stager {
+    const out = gated?.publish ?? new BigUint64Array(1);
+    call(native().gv_stager_create(device, slots, BigInt(slotBytes), hugePages ? 1 : 0, out, gated?.gate ?? null));
     return new Stager(Number(out[0]!) as Pointer);
   }
 

@@ -68,7 +68,8 @@ const finishedOut = new Int32Array(1);
 /**
  * Upload up to `maxSpans` spans of a job on the calling thread (gv_upload_step):
  * `spans` is the packed array (see src/load/spans.ts), `claims` one slot per span,
- * `run` this thread's current run, kept between calls.
+ * `run` this thread's current run, kept between calls; `gate` the worker's
+ * (gguf_vram.h), null on the main thread.
  */
 export function uploadStep(
   stager: Stager,
@@ -77,17 +78,19 @@ export function uploadStep(
   worker: number,
   run: Int32Array,
   maxSpans: number,
+  gate: Int32Array | null = null,
 ): StepResult {
-  call(native().gv_upload_step(stager.handle, arena, job.spans, job.spanCount, job.shared.raw, job.claims, worker, run, maxSpans, bytesOut, finishedOut));
+  call(native().gv_upload_step(stager.handle, arena, job.spans, job.spanCount, job.shared.raw, job.claims, worker, run, maxSpans, bytesOut, finishedOut, gate));
   return { bytes: Number(bytesOut[0]!), finished: finishedOut[0] === 1 };
 }
 
 /**
  * Host checksums of up to `maxChunks` file chunks (gv_checksum_file_step):
  * `chunks` holds (fd, file offset, bytes, first word) quadruples; sums[i] gets
- * chunk i's partial sum. `buffer` must hold the largest chunk.
+ * chunk i's partial sum. `buffer` must hold the largest chunk. `gate`: a
+ * worker's (gguf_vram.h), null on the main thread.
  */
-export function checksumFileStep(chunks: BigUint64Array, sums: BigUint64Array, shared: UploadShared, buffer: Uint8Array, maxChunks: number): StepResult {
-  call(native().gv_checksum_file_step(chunks, chunks.length / 4, shared.raw, sums, buffer, BigInt(buffer.length), maxChunks, finishedOut));
+export function checksumFileStep(chunks: BigUint64Array, sums: BigUint64Array, shared: UploadShared, buffer: Uint8Array, maxChunks: number, gate: Int32Array | null = null): StepResult {
+  call(native().gv_checksum_file_step(chunks, chunks.length / 4, shared.raw, sums, buffer, BigInt(buffer.length), maxChunks, finishedOut, gate));
   return { bytes: 0, finished: finishedOut[0] === 1 };
 }

@@ -25,9 +25,15 @@ export type LoadErrorCode =
   | "FILE_CHANGED" // truncated, rewritten or replaced during the load
   | "VERIFY_FAILED"
   | "NATIVE_LIBRARY"
-  | "CANCELLED";
+  | "CANCELLED"
+  | "CALLBACK_FAILED" // the caller's onProgress or onPhase threw: the load was stopped
+  | "BAD_OPTION" // options that contradict each other, or that this call does not take
+  | "CLOSED" // a model, tensor or loader used after close()
+  | "NO_SUCH_TENSOR"
+  | "NOT_FREED" // the GPU could not be selected to free memory: it is still held
+  | "BENCH_MODE"; // a benchmark upload mode was on: the upload moved bytes but loaded nothing
 
-const EXIT_CODES: Partial<Record<LoadErrorCode, number>> = { NO_CUDA_DEVICE: 3, OUT_OF_VRAM: 4, BAD_DEVICE: 2, CANCELLED: 130 };
+const EXIT_CODES: Partial<Record<LoadErrorCode, number>> = { NO_CUDA_DEVICE: 3, OUT_OF_VRAM: 4, BAD_DEVICE: 2, BAD_OPTION: 2, CANCELLED: 130 };
 
 export class LoadError extends Error {
   override readonly name = "LoadError";
@@ -74,6 +80,9 @@ export function toLoadError(e: unknown, path = "the model file"): LoadError {
       : e.code === "OUT_OF_VRAM" ? "OUT_OF_VRAM"
       : e.code === "HOST_MEMORY" ? "HOST_MEMORY"
       : e.code === "NATIVE_LIBRARY" ? "NATIVE_LIBRARY"
+      : e.code === "CLOSED" ? "CLOSED"
+      : e.code === "NOT_FREED" ? "NOT_FREED"
+      : e.code === "BENCH_MODE" ? "BENCH_MODE"
       : "UPLOAD_FAILED";
     const message = code === "NO_CUDA_DEVICE" ? noDeviceMessage(e) : e.message;
     return new LoadError(code, message, e.hint, { cause: e });

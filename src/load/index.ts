@@ -1,5 +1,8 @@
 // Loading a GGUF model into VRAM.
-export { load, loadModel, Loader, defaultTuning, type LoadOptions, type LoadReport, type DeviceProgress, type DeviceVram, type LoadTimings, type LoadPhase, type UploadTuning } from "./load.ts";
+export { load, loadModel, Loader } from "./loader.ts";
+export { defaultTuning, type LoadOptions, type LoaderOptions, type LoaderLoadOptions, type PlacementOptions, type ModelOptions, type LoadCallbacks, type DeviceProgress, type LoadPhase, type UploadTuning } from "./options.ts";
+export type { LoadReport, LoadTimings, DeviceVram } from "./report.ts";
+export { Model, DeviceTensor, type ModelSource, type SourceFile, type ModelPart, type TensorPlacement } from "./model.ts";
 export { LoadError, toLoadError, type LoadErrorCode } from "./errors.ts";
 export { planLoad, uploadSpans, ARENA_ALIGNMENT, type LoadPlan, type DevicePlan, type PlannedTensor, type UploadSpan } from "./plan.ts";
 export { layerAssignment, splitTensors, type Placement } from "./placement.ts";

@@ -8,6 +8,7 @@
 
 import { enablePeerAccess, PeerCopy, type Arena } from "../cuda/index.ts";
 import type { UploadSpan } from "./plan.ts";
+import type { LoadStop } from "./stop.ts";
 
 /** How replicas get their bytes: peer-to-peer exchange of shares, or every device from the host. */
 export type ReplicaRoute = "peer" | "host";
@@ -51,10 +52,10 @@ export function shareRange(share: readonly UploadSpan[]): { offset: number; byte
 /**
  * Copies range d of arenas[d] into every other arena, all pairs at once, and
  * resolves when every copy is done. The JS thread polls; it never blocks on a
- * copy. On a failure every copy still in flight is waited for before it rejects,
- * so the arenas may be freed at once.
+ * copy. On a failure, or when `stop` stops the load, every copy still in flight
+ * is waited for before it rejects, so the arenas may be freed at once.
  */
-export async function exchangeShares(arenas: readonly Arena[], ranges: readonly { offset: number; bytes: number }[], onCopied?: (received: readonly number[]) => void): Promise<number> {
+export async function exchangeShares(arenas: readonly Arena[], ranges: readonly { offset: number; bytes: number }[], stop: LoadStop, onCopied?: (received: readonly number[]) => void): Promise<number> {
   const copies: { copy: PeerCopy; to: number }[] = [];
   const received = arenas.map(() => 0);
   let moved = 0;
@@ -67,6 +68,7 @@ export async function exchangeShares(arenas: readonly Arena[], ranges: readonly 
     let pending = copies;
     while (pending.length > 0) {
       await new Promise((resolve) => setTimeout(resolve, 1));
+      stop.check();
       pending = pending.filter(({ copy, to }) => {
         if (!copy.done) return true;
         moved += copy.bytes;

@@ -1,9 +1,11 @@
 // An upload worker: opens the library, creates the device context and its own
-// pinned ring on init (and publishes the ring's handle, so the pool can free it
-// should this thread die), then runs the jobs it is given: uploads, and host
-// checksums for verify. Native calls block the thread they run on; several
-// workers read and copy in parallel. Each native step does a few spans and
-// returns, so a terminate() takes effect between steps.
+// pinned ring on init (the native call publishes the ring's handle in shared
+// memory, so the pool can free it should this thread die), then runs the jobs
+// it is given: uploads, and host checksums for verify. Native calls block the
+// thread they run on; several workers read and copy in parallel. Each native
+// step does a few spans and returns, so a terminate() takes effect between
+// steps; every step passes this worker's gate, so the pool frees nothing this
+// thread may still be using (workers.ts).
 
 import type { Pointer } from "bun:ffi";
 import { checksumFileStep, Device, openCudaAt, Stager, UploadShared, uploadStep } from "../cuda/index.ts";
@@ -18,7 +20,8 @@ const CHUNKS_PER_STEP = 4;
 
 let id = -1;
 let stager: Stager | null = null;
-let handles: BigUint64Array | null = null;
+let ring: BigUint64Array | null = null;
+let gate: Int32Array | null = null;
 let checksumBuffer: Uint8Array | null = null;
 
 const send = (m: FromWorker) => self.postMessage(m);
@@ -29,10 +32,11 @@ function fail(e: unknown): void {
   send({ type: "error", error: { name: err.name, code: fields.code ?? "UPLOAD_FAILED", message: err.message, hint: fields.hint ?? "", cudaError: fields.cudaError, osError: fields.osError } });
 }
 
+/** Frees the ring, unless the pool took it first (whoever takes the published handle frees it). */
 function closeRing(): void {
-  if (handles && id >= 0) handles[id] = 0n;
   const s = stager;
   stager = null;
+  if (ring && Atomics.exchange(ring, 0, 0n) === 0n) return;
   s?.close();
 }
 
@@ -43,12 +47,12 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
       case "init": {
         const t = performance.now();
         id = m.id;
-        handles = m.handles;
+        ring = m.ring;
+        gate = m.gate;
         openCudaAt(m.libraryPath);
         if (m.device !== null) {
           Device.open(m.device).close();
-          stager = Stager.create(m.device, m.slots, m.slotBytes, m.hugePages);
-          handles[id] = BigInt(stager.handle);
+          stager = Stager.create(m.device, m.slots, m.slotBytes, m.hugePages, { gate, publish: ring });
         }
         send({ type: "ready", initMs: performance.now() - t });
         break;
@@ -60,7 +64,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
         const run = new Int32Array(2);
         let bytes = 0;
         for (let step = { bytes: 0, finished: false }; !step.finished; ) {
-          step = uploadStep(stager, m.arena as Pointer, job, id, run, SPANS_PER_STEP);
+          step = uploadStep(stager, m.arena as Pointer, job, id, run, SPANS_PER_STEP, gate);
           bytes += step.bytes;
         }
         send({ type: "done", bytes, ms: performance.now() - t });
@@ -69,7 +73,7 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
       case "checksum": {
         checksumBuffer ??= new Uint8Array(CHECKSUM_CHUNK);
         const shared = new UploadShared(m.shared);
-        while (!checksumFileStep(m.chunks, m.sums, shared, checksumBuffer, CHUNKS_PER_STEP).finished);
+        while (!checksumFileStep(m.chunks, m.sums, shared, checksumBuffer, CHUNKS_PER_STEP, gate).finished);
         send({ type: "checksummed" });
         break;
       }

@@ -5,10 +5,15 @@
 // span arithmetic; it runs in parallel over the loader's workers, chunk by chunk.
 
 import { closeSync, openSync, statSync } from "node:fs";
-import { finishChecksum, type Model } from "../cuda/index.ts";
+import { finishChecksum } from "../cuda/index.ts";
 import { LoadError } from "./errors.ts";
+import type { Model } from "./model.ts";
 import { checksumHere, type UploadPool } from "./pool.ts";
 import { newChecksumJob, rangeSum } from "./spans.ts";
+import { LoadStop } from "./stop.ts";
+
+/** Tensors per GPU checksum call: between calls a stop is seen and the event loop runs. */
+const GPU_BATCH_BYTES = 512 * 1024 * 1024;
 
 export interface VerifyReport {
   readonly tensors: number;
@@ -21,7 +26,7 @@ export interface VerifyReport {
  * (on this thread, yielding between chunks, unless a Loader's pool is given:
  * Loader.verify() and the `verify` load option spread the reading over its workers).
  */
-export async function verifyModel(model: Model, pool: UploadPool | null = null): Promise<VerifyReport> {
+export async function verifyModel(model: Model, pool: UploadPool | null = null, stop: LoadStop = new LoadStop()): Promise<VerifyReport> {
   const fds: number[] = [];
   try {
     for (const { path } of model.source.files) {
@@ -34,7 +39,7 @@ export async function verifyModel(model: Model, pool: UploadPool | null = null):
           : new LoadError("NOT_READABLE", `${path} cannot be opened to verify it (${code})`, "check the file's permissions");
       }
     }
-    return await verifyAgainst(model, fds, pool);
+    return await verifyAgainst(model, fds, pool, stop);
   } finally {
     for (const fd of fds) closeSync(fd);
   }
@@ -46,7 +51,7 @@ export async function verifyModel(model: Model, pool: UploadPool | null = null):
  * is read once, and compared with each copy of it (replicas, RoPE factors of a
  * split, a tied head copied to another GPU).
  */
-export async function verifyAgainst(model: Model, fds: readonly number[], pool: UploadPool | null): Promise<VerifyReport> {
+export async function verifyAgainst(model: Model, fds: readonly number[], pool: UploadPool | null, stop: LoadStop): Promise<VerifyReport> {
   const t0 = performance.now();
   const path = model.source.path;
   const parts = model.parts.map((p) => ({ device: p.device, arena: p.arena, tensors: [...p.tensors.values()].filter((t) => !t.aliasOf) }));
@@ -61,18 +66,25 @@ export async function verifyAgainst(model: Model, fds: readonly number[], pool: 
     }
   }
   const job = newChecksumJob(ranges, fds);
+  const unhook = stop.onStop(() => job.shared.stop());
   // The workers read the files while this thread has the GPUs checksum VRAM.
   const host = pool ? pool.checksums(job, path) : null;
   host?.catch(() => {}); // awaited below
-  let onGpu: bigint[][];
+  const onGpu: bigint[][] = [];
   try {
-    onGpu = parts.map((p) => p.arena.checksums(p.tensors.map((t) => ({ offset: t.offset, bytes: t.bytes }))));
+    for (const p of parts) onGpu.push(await gpuChecksums(p.arena, p.tensors, stop));
   } catch (e) {
     job.shared.stop();
     await host?.catch(() => {});
+    unhook();
     throw e;
   }
-  await (host ?? checksumHere(job, path));
+  try {
+    await (host ?? checksumHere(job, path));
+  } finally {
+    unhook();
+  }
+  stop.check();
 
   const expected = ranges.map((r, i) => finishChecksum(rangeSum(job, i), r.bytes));
   const several = parts.length > 1;
@@ -95,4 +107,19 @@ export async function verifyAgainst(model: Model, fds: readonly number[], pool: 
   }
   const tensors = parts.reduce((n, p) => n + p.tensors.length, 0);
   return { tensors, bytes: parts.reduce((n, p) => n + p.tensors.reduce((b, t) => b + t.bytes, 0), 0), ms: performance.now() - t0 };
+}
+
+/** GPU checksums of `tensors`, a batch per native call, with a checkpoint and a turn of the event loop between batches. */
+async function gpuChecksums(arena: Model["arena"], tensors: readonly { offset: number; bytes: number }[], stop: LoadStop): Promise<bigint[]> {
+  const sums: bigint[] = [];
+  for (let i = 0; i < tensors.length; ) {
+    stop.check();
+    let bytes = 0;
+    let end = i;
+    while (end < tensors.length && (end === i || bytes + tensors[end]!.bytes <= GPU_BATCH_BYTES)) bytes += tensors[end++]!.bytes;
+    sums.push(...arena.checksums(tensors.slice(i, end).map((t) => ({ offset: t.offset, bytes: t.bytes }))));
+    i = end;
+    if (i < tensors.length) await new Promise((r) => setImmediate(r));
+  }
+  return sums;
 }

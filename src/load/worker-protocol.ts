@@ -6,7 +6,7 @@ import type { UploadJobMessage } from "./spans.ts";
 export interface WorkerInit {
   readonly type: "init";
   readonly libraryPath: string;
-  /** The worker's index in the pool: it writes its ring's native handle at handles[id]. */
+  /** The worker's index in the pool (its claims on spans are id + 1). */
   readonly id: number;
   /** The CUDA device of its ring; null for a worker that only checksums files (no context, no ring). */
   readonly device: number | null;
@@ -14,8 +14,10 @@ export interface WorkerInit {
   readonly slotBytes: number;
   /** The ring in 2 MiB transparent huge pages. */
   readonly hugePages: boolean;
-  /** Where workers publish their ring's handle, so the pool can free it if a worker dies. */
-  readonly handles: BigUint64Array;
+  /** This thread's gate (gguf_vram.h), in shared memory: every native call of the worker passes it. */
+  readonly gate: Int32Array;
+  /** Where the native call that creates the ring publishes its handle, so the pool can free it if the thread dies. */
+  readonly ring: BigUint64Array;
 }
 
 export interface WorkerUpload {

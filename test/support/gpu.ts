@@ -3,7 +3,8 @@
 // (`bun run test:gpu`) a missing GPU fails the run instead.
 
 import { describe, expect, test } from "bun:test";
-import { deviceCount, deviceInfo, openCuda, poisonNewArenas, type DeviceInfo } from "../../src/cuda/index.ts";
+import { deviceCount, deviceInfo, openCuda, type DeviceInfo } from "../../src/cuda/index.ts";
+import { poisonNewArenas } from "../../src/cuda/testing.ts";
 import { toLoadError } from "../../src/load/index.ts";
 
 export interface GpuProbe {
