@@ -114,6 +114,10 @@ extern "C" int gv_arena_create(int device, uint64_t bytes, gv_arena **out) { ret
 
 extern "C" int gv_arena_free(gv_arena *arena) {
     if (arena == NULL) return GV_OK;
+    if (gv_fault_hit(GV_FAULT_FREE_DEVICE, arena->device)) {
+        GV_FAULT_FAIL(GV_FAULT_FREE_DEVICE, GV_ERR_NOT_FREED, "gv_arena_free: cudaSetDevice(%d)", arena->device);
+        return GV_ERR_NOT_FREED;
+    }
     cudaError_t err = cudaSetDevice(arena->device);
     if (err != cudaSuccess) {
         gv_fail_cuda(err, GV_ERR_CUDA, __FILE__, __LINE__, "gv_arena_free: cudaSetDevice(%d), so the arena of %.1f MiB was not freed",

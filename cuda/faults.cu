@@ -42,6 +42,7 @@ const char *gv_fault_name(int kind) {
     case GV_FAULT_COPY: return "GV_FAULT_COPY";
     case GV_FAULT_EVENT: return "GV_FAULT_EVENT";
     case GV_FAULT_PEER_COPY: return "GV_FAULT_PEER_COPY";
+    case GV_FAULT_FREE_DEVICE: return "GV_FAULT_FREE_DEVICE";
     default: return "GV_FAULT_?";
     }
 }
@@ -70,9 +71,12 @@ extern "C" void gv_fault_reset(void) {
 
 extern "C" int gv_debug_block(int ms, int32_t *returned, int32_t *gate) {
     if (!gv_gate_enter(gate)) return gv_fail(GV_ERR_CANCELLED, "gv_debug_block: this thread was retired");
-    struct timespec left = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&left, &left) != 0) {
-    }
+    /* A busy wait, not a sleep: a sleep is a system call, which a Worker's terminate() interrupts. */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double end = (double)now.tv_sec + now.tv_nsec * 1e-9 + ms / 1000.0;
+    do clock_gettime(CLOCK_MONOTONIC, &now);
+    while ((double)now.tv_sec + now.tv_nsec * 1e-9 < end);
     if (returned != NULL) __atomic_store_n(returned, 1, __ATOMIC_SEQ_CST);
     return gv_gate_leave(gate, GV_OK);
 }

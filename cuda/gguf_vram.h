@@ -303,7 +303,8 @@ enum gv_fault {
     GV_FAULT_COPY = 2,         /* cudaMemcpyAsync in gv_stager_upload* → GV_ERR_COPY */
     GV_FAULT_EVENT = 3,        /* cudaEventRecord / cudaEventSynchronize → GV_ERR_COPY */
     GV_FAULT_PEER_COPY = 4,    /* cudaMemcpyPeerAsync in gv_copy_start (counted for the destination) → GV_ERR_COPY */
-    GV_FAULT_KINDS = 5,
+    GV_FAULT_FREE_DEVICE = 5,  /* selecting the device in gv_arena_free → GV_ERR_NOT_FREED (nothing freed) */
+    GV_FAULT_KINDS = 6,
 };
 
 /* Makes the k-th call (1-based, counted from now, across threads) of that kind fail as
@@ -331,9 +332,9 @@ GV_API void gv_debug_upload_mode(int mode);
 /* So that no load made in such a mode can pass for a model: gv_upload_step ends every job it finishes in
  * a mode other than GV_UPLOAD_NORMAL with GV_ERR_BENCH_MODE (*finished = 1, the bytes counted). */
 
-/* Tests: a gated call that blocks the calling thread for `ms` milliseconds, then stores 1 at *returned
- * (atomically) before it leaves the gate; GV_ERR_CANCELLED at once when the gate is retired. Shows when
- * a Worker terminated during a native call really stops (see src/load/workers.ts). */
+/* Tests: a gated call that keeps the calling thread busy for `ms` milliseconds (no system call, so nothing
+ * can interrupt it), then stores 1 at *returned (atomically) before it leaves the gate; GV_ERR_CANCELLED at
+ * once when the gate is retired. Shows when a Worker terminated during a native call stops (workers.ts). */
 GV_API int gv_debug_block(int ms, int32_t *returned, int32_t *gate);
 
 #ifdef __cplusplus

@@ -15,6 +15,8 @@ export enum Fault {
   Event = 3,
   /** A copy between two devices' arenas (replicas), counted for the destination device. */
   PeerCopy = 4,
+  /** Selecting the device to free an arena: the arena is not freed (NOT_FREED) and stays counted. */
+  FreeDevice = 5,
 }
 
 /**

@@ -10,13 +10,15 @@
 // exception, terminate(), its thread ending) fails what it was running and is
 // started again at once.
 //
-// When a worker's thread is gone, Bun reports its `close` event before a native
-// call the thread was inside has returned (terminate() does not interrupt
-// native code; a test shows the order). Its ring and the arena it was writing
-// must not be freed until that call is over, so every native call of a worker
-// goes through its gate (cuda/gguf_vram.h): retire() waits, polling, until the
-// gate is idle and closes it for good, and only then is the ring freed and the
-// upload it was running failed (after which the caller may free the arena).
+// A dead worker's ring, and the arena it was writing, must not be freed while
+// the thread may still be inside a native call. What Bun 1.4.4 does on
+// terminate() (test/worker-lifetime.test.ts shows it): native code runs on —
+// the `close` event comes only after the call returned — but a blocking system
+// call in it is interrupted by a signal (EINTR; the library's reads retry). So
+// as not to rest on that ordering, every native call of a worker goes through
+// its gate (cuda/gguf_vram.h): release() waits, polling, until the gate is idle
+// and closes it for good; only then is the ring freed and what the thread owed
+// failed (after which the caller may free the arena).
 
 import type { Pointer } from "bun:ffi";
 import { SHARE_ENV } from "node:worker_threads";
@@ -288,7 +290,7 @@ export class WorkerGroup {
 }
 
 /** Retires a thread's gate, then frees the ring it published, if any. Idempotent. */
-async function release(link: WorkerLink): Promise<void> {
+export async function release(link: WorkerLink): Promise<void> {
   await retire(link.gate);
   const handle = Atomics.exchange(link.ring, 0, 0n);
   if (!handle) return;

@@ -6,6 +6,7 @@
 //   throw:N   worker N throws an uncaught exception on its first upload
 //   exit:N    worker N ends its thread during its first upload, after a span
 //   skip:N    worker N claims spans but leaves one unmarked (breaks the invariant)
+//   initfail:N  worker N fails its start as a ring that cannot be pinned would (every time, while set)
 //   slow      every span takes 2 ms (so uploads overlap and can be cancelled)
 
 import type { FromWorker, ToWorker } from "../../src/load/worker-protocol.ts";
@@ -51,6 +52,10 @@ self.onmessage = (event: MessageEvent<ToWorker>) => {
     switch (m.type) {
       case "init":
         id = m.id;
+        if (on("initfail")) {
+          send({ type: "error", error: { name: "CudaError", code: "HOST_MEMORY", message: "gv_stager_create: cudaHostRegister of 6.0 MiB failed: injected fault (GV_FAULT_HOST_PIN)", hint: "" } });
+          break;
+        }
         send({ type: "ready", initMs: 1 });
         break;
       case "upload": {
