@@ -80,22 +80,27 @@ describe("Ctrl-C", () => {
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
-  test("during the first build of the native library: exit 130, no objects or partial library left", async () => {
+  test("during the first build of the native library: exit 130, no objects, partial library or nvcc temporary files left", async () => {
     const copy = mkdtempSync(join(tmpdir(), "gguf-vram-build-"));
     cpSync(join(ROOT, "build.ts"), join(copy, "build.ts"));
+    cpSync(join(ROOT, "src", "build"), join(copy, "src", "build"), { recursive: true });
     cpSync(join(ROOT, "cuda"), join(copy, "cuda"), { recursive: true });
-    const child = Bun.spawn([bun, "build.ts"], { cwd: copy, env: process.env, stdout: "pipe", stderr: "pipe" });
+    const cache = join(copy, "cache");
+    const userTmp = mkdtempSync(join(copy, "tmp-"));
+    const child = Bun.spawn([bun, "build.ts"], { cwd: copy, env: { ...process.env, GGUF_VRAM_CACHE_DIR: cache, TMPDIR: userTmp }, stdout: "pipe", stderr: "pipe" });
     let out = "";
     for await (const chunk of child.stdout) {
       out += new TextDecoder().decode(chunk);
       if (out.includes("building")) break;
     }
-    await Bun.sleep(500); // nvcc is running
-    expect(readdirSync(join(copy, "build")).some((f) => f.startsWith(".obj-"))).toBe(true);
+    await Bun.sleep(1000); // nvcc is running, with its temporary files in the build folder
+    const building = readdirSync(cache).find((f) => f.startsWith(".build-"))!;
+    expect(readdirSync(join(cache, building, "tmp")).some((f) => f.startsWith("tmpxft_"))).toBe(true);
     child.kill("SIGINT");
     expect(await child.exited).toBe(130);
     expect(await new Response(child.stderr).text()).toContain("cancelled");
-    expect(readdirSync(join(copy, "build"))).toEqual([]);
+    expect(readdirSync(cache)).toEqual(["nvcc-version.json"]);
+    expect(readdirSync(userTmp)).toEqual([]);
     rmSync(copy, { recursive: true, force: true });
   }, 60_000);
 });
