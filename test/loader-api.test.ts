@@ -121,6 +121,10 @@ describe("load() with a caller's callback or signal (no GPU needed for the first
 function fakeArena(device: number, bytes: number, closeFails = false): Arena {
   const memory = new Uint8Array(bytes).map((_, i) => i & 0xff);
   let open = true;
+  const close = () => {
+    open = false;
+    if (closeFails) throw new CudaError("CUDA_ERROR", 7, 700, "cudaFree failed: an illegal memory access was encountered");
+  };
   return {
     device,
     bytes,
@@ -132,13 +136,8 @@ function fakeArena(device: number, bytes: number, closeFails = false): Arena {
       if (!open) throw new CudaError("CLOSED", 0, 0, "this arena was freed");
       return memory.slice(offset, offset + n);
     },
-    close() {
-      open = false;
-      if (closeFails) throw new CudaError("CUDA_ERROR", 7, 700, "cudaFree failed: an illegal memory access was encountered");
-    },
-    [Symbol.dispose]() {
-      this.close();
-    },
+    close,
+    [Symbol.dispose]: close,
   } as unknown as Arena;
 }
 
