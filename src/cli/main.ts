@@ -6,6 +6,7 @@ import { GgufError } from "../gguf/index.ts";
 import { UsageError } from "./args.ts";
 import { dim, red } from "./format.ts";
 import { writeAllSync } from "./output.ts";
+import { enterUserFolder } from "./user-cwd.ts";
 
 export const EXIT = { ok: 0, error: 1, usage: 2, noGpu: 3, outOfVram: 4, cancelled: 130 } as const;
 
@@ -52,6 +53,7 @@ export interface MainOptions {
  * leaves half-written is removed by its own process "exit" handlers.
  */
 export function runMain(main: (argv: readonly string[], context: MainContext) => Promise<number>, options: MainOptions): void {
+  enterUserFolder(); // paths given are the user's, also when `bun run` typed in a subfolder runs this at the package root
   const argv = process.argv.slice(2);
   const debug = argv.includes("--debug");
   const controller = new AbortController();
