@@ -1,6 +1,6 @@
 // Inputs the fuzzer's mutators make, kept as named cases: counts and lengths
 // at and past the reader's limits, a string array cut inside a length field at
-// every read window, nested empty arrays, offsets near 2^64. Each asserts its
+// every read window, arrays of arrays, offsets near 2^64. Each asserts its
 // exact code and the byte it points at. Last, the one finding still open
 // (src/fuzz/known-issues.ts), marked failing until it is fixed.
 
@@ -11,7 +11,7 @@ import { buildCorpus, type FieldKind, type SeedFile } from "../src/fuzz/corpus.t
 import type { FuzzInput } from "../src/fuzz/mutate.ts";
 import { inputBlob, WINDOWS } from "../src/fuzz/oracle.ts";
 import { v } from "../src/fixtures/values.ts";
-import { describeValue, GgufError, readGguf, type GgufArray, type GgufErrorCode, type GgufFile } from "../src/gguf/index.ts";
+import { describeValue, GgufError, HEADER_LIMITS, readGguf, type GgufArray, type GgufErrorCode, type GgufFile } from "../src/gguf/index.ts";
 import { encodeHeader, type WriteEntry } from "../src/gguf/writer.ts";
 
 const corpus = new Map((await buildCorpus()).map((s) => [s.name, s]));
@@ -182,18 +182,31 @@ const EMPTY: GgufArray = { type: "array", itemType: "array", length: 0, items: [
 const arrayOf = (inner: GgufArray, n: number): GgufArray => ({ type: "array", itemType: "array", length: n, items: Array.from({ length: n }, () => inner) });
 const fileOf = (metadata: WriteEntry[]): FuzzInput => ({ head: encodeHeader({ metadata, tensors: [] }).bytes, dataBytes: 0 });
 
-describe("arrays of arrays are refused, as ggml refuses them", () => {
-  test("at the item type of the outer array, whatever it holds", async () => {
-    for (const value of [arrayOf(EMPTY, 1), arrayOf(arrayOf(EMPTY, 4), 3), arrayOf(v.strings(["in"]), 2)]) {
-      const e = await refusal(fileOf([{ key: "deep", value }]));
-      // The key "deep" starts at 24: length (8), 4 bytes, value type (4); then the item type.
-      expect([e.code, e.offset]).toEqual(["NESTED_ARRAY", 24 + 8 + 4 + 4]);
+describe("arrays of arrays are read, within the header's bounds", () => {
+  test("of empty arrays, of arrays of arrays, of strings: read back as written, at every initial window", async () => {
+    const values = [arrayOf(EMPTY, 1), arrayOf(arrayOf(EMPTY, 4), 3), arrayOf(v.strings(["in", "ü"]), 2)];
+    const input = fileOf(values.map((value, i) => ({ key: `deep${i}`, value })));
+    const want = values.map((value) => describeValue(value, 100));
+    for (const w of [undefined, ...WINDOWS, 37, 41, 53]) {
+      const g = (await outcome(input, w)) as GgufFile;
+      expect([w, values.map((_, i) => describeValue(g.get(`deep${i}`)!, 100))]).toEqual([w, want]);
     }
+    expect(want[1]).toBe("[[[], [], [], []], [[], [], [], []], [[], [], [], []]]");
   });
 
-  test("the 84 MB header of 4 million empty arrays and 4 million one-byte strings is refused at its first array", async () => {
-    // An array of arrays costs 12 bytes a member in the file and a JS object in memory:
-    // reading this header used to take 11–14 s and 2.4–3.9 GiB.
+  test("one level deeper than the bound → ARRAY_TOO_DEEP where the array that is too deep starts", async () => {
+    let value: GgufArray = EMPTY;
+    for (let d = 1; d < HEADER_LIMITS.arrayDepth; d++) value = arrayOf(value, 1);
+    expect(await outcome(fileOf([{ key: "deep", value }]))).not.toBeInstanceOf(GgufError);
+    const e = await refusal(fileOf([{ key: "deep", value: arrayOf(value, 1) }]));
+    // The key "deep" starts at 24: length (8), 4 bytes, type (4); each level is an item type (4) and a length (8).
+    expect([e.code, e.offset]).toEqual(["ARRAY_TOO_DEEP", 24 + 8 + 4 + 4 + 12 * HEADER_LIMITS.arrayDepth]);
+  });
+
+  test("the 84 MB header of 4 million empty arrays and 4 million one-byte strings is refused at the first array's count", async () => {
+    // An array in an array is 12 bytes of file and a JS object of memory: reading this header
+    // took 11–14 s and 2.4–3.9 GiB. Its arrays fit the value bound (48 MB of file); their
+    // memory does not fit the header's, which the count alone tells.
     const n = 4_000_000;
     const arrays = new Uint8Array(n * 12);
     const view = new DataView(arrays.buffer);
@@ -214,7 +227,8 @@ describe("arrays of arrays are refused, as ggml refuses them", () => {
     out.setBigUint64(b + 4 + arrays.length, BigInt(n), true);
     expect(bytes.length).toBeGreaterThan(84_000_000);
     const e = await refusal({ head: bytes, dataBytes: 0 });
-    expect([e.code, e.offset]).toEqual(["NESTED_ARRAY", a]);
+    expect([e.code, e.offset]).toEqual(["HEADER_TOO_LARGE", a + 4]);
+    expect(e.message).toStartWith("'a' is an array of 4,000,000 arrays: the header would cost ");
   });
 
   test("an array claiming 2^28 strings reads as a cut file; 2^28+1 is corrupt", async () => {

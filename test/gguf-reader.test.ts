@@ -2,7 +2,7 @@
 // exact 64-bit integers, and the derived offsets.
 
 import { describe, expect, test } from "bun:test";
-import { GgmlType, GgufError, readGguf, StringArray, type GgufArray, type GgufValue } from "../src/gguf/index.ts";
+import { GgmlType, GgufError, HEADER_LIMITS, readGguf, StringArray, type GgufArray, type GgufValue } from "../src/gguf/index.ts";
 import { encodeHeader, type WriteTensor } from "../src/gguf/writer.ts";
 import { ALL_TYPES } from "../src/fixtures/all-types.ts";
 import { fileBytes } from "../src/fixtures/corrupt.ts";
@@ -17,7 +17,7 @@ const TENSORS: WriteTensor[] = [
 ];
 
 describe("metadata values", () => {
-  test("all 13 value types and arrays of each (empty ones too) read back exactly", async () => {
+  test("all 13 value types, arrays of each (empty ones too) and arrays of arrays read back exactly", async () => {
     const g = await readGguf(blob(fileBytes(encodeHeader({ metadata: ALL_TYPES, tensors: [] }))));
     const get = (k: string): GgufValue => g.get(k)!;
     expect(get("t.u8")).toEqual({ type: "u8", value: 255 });
@@ -44,6 +44,18 @@ describe("metadata values", () => {
     expect(arr("t.array.bool").itemType).toBe("bool");
     expect((arr("t.array.string").items as StringArray).toArray()).toEqual(["", "a", "ü", "x".repeat(300)]);
     expect(arr("t.array.empty")).toMatchObject({ itemType: "f64", length: 0 });
+    const nested = arr("t.array.nested");
+    expect(nested.itemType).toBe("array");
+    const [first, second] = nested.items as readonly GgufArray[];
+    expect((first!.items as StringArray).toArray()).toEqual(["in"]);
+    expect([...(second!.items as Int32Array)]).toEqual([-9]);
+    // As deep as the reader allows, each level beside an empty string array.
+    let deep = arr("t.array.deepest");
+    for (let d = 1; d < HEADER_LIMITS.arrayDepth; d++) {
+      expect([d, deep.itemType, deep.length]).toEqual([d, "array", 2]);
+      deep = (deep.items as readonly GgufArray[])[0]!;
+    }
+    expect([deep.itemType, deep.length]).toEqual(["array", 0]);
   });
 
   test("keys keep file order", async () => {

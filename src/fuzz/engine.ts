@@ -1,6 +1,7 @@
 // One fuzz job at a time, in process: job j < cases is format case j (a seed
-// file, its mutations, an initial read window), the rest are model cases. Every
-// job is a pure function of (run seed, j), so any finding replays alone.
+// file, its mutations, an initial read window, and for one case in eight the
+// tight bounds), the rest are model cases. Every job is a pure function of
+// (run seed, j), so any finding replays alone.
 
 import { memoryUsage } from "bun:jsc";
 import { buildCorpus, type SeedFile } from "./corpus.ts";
@@ -8,7 +9,8 @@ import { hexDump, minimize } from "./minimize.ts";
 import { editModel, modelCorpus, type ModelCase, type ModelSeed } from "./model-fuzz.ts";
 import { judgeModel } from "./model-oracle.ts";
 import { mutate, type FuzzInput } from "./mutate.ts";
-import { crashSignature, judge, WINDOWS } from "./oracle.ts";
+import type { HeaderLimits } from "../gguf/index.ts";
+import { crashSignature, judge, TIGHT_LIMITS, WINDOWS } from "./oracle.ts";
 import { Prng } from "./prng.ts";
 
 export interface FuzzOptions {
@@ -37,6 +39,8 @@ export interface Finding {
   readonly seedFile: string;
   readonly steps: readonly string[];
   readonly initialWindow?: number;
+  /** Set when the case read under TIGHT_LIMITS. */
+  readonly limits?: Partial<HeaderLimits>;
   /** What went wrong: the error, the time, the bytes. */
   readonly detail: string;
   readonly stack?: string;
@@ -94,6 +98,15 @@ export interface FormatCase {
   readonly input: FuzzInput;
   readonly steps: readonly string[];
   readonly initialWindow: number | undefined;
+  readonly limits: Partial<HeaderLimits> | undefined;
+}
+
+/** Which format cases read under TIGHT_LIMITS: by case number, so a case's mutations are what they were without them. */
+const tight = (index: number) => index % 8 === 7;
+
+/** How a format case was read, for its finding. */
+function reading(c: FormatCase): Pick<Finding, "initialWindow" | "limits"> {
+  return { ...(c.initialWindow === undefined ? {} : { initialWindow: c.initialWindow }), ...(c.limits ? { limits: c.limits } : {}) };
 }
 
 export class FuzzEngine {
@@ -123,7 +136,7 @@ export class FuzzEngine {
     const w = rng.below(WINDOWS.length + 2);
     // Besides the fixed windows: the default, and a cut anywhere in the header (a string array resumes there).
     const initialWindow = w < WINDOWS.length ? WINDOWS[w] : w === WINDOWS.length ? undefined : 1 + rng.below(Math.max(1, input.head.length));
-    return { seedFile: seed.name, input, steps, initialWindow };
+    return { seedFile: seed.name, input, steps, initialWindow, limits: tight(index) ? TIGHT_LIMITS : undefined };
   }
 
   modelCase(j: number): ModelCase {
@@ -134,7 +147,7 @@ export class FuzzEngine {
   describe(j: number): Omit<Finding, "kind" | "detail"> {
     if (j < this.options.cases) {
       const c = this.formatCase(j);
-      return { job: j, level: "format", seedFile: c.seedFile, steps: c.steps, ...(c.initialWindow === undefined ? {} : { initialWindow: c.initialWindow }), reproducer: hexDump(c.input) };
+      return { job: j, level: "format", seedFile: c.seedFile, steps: c.steps, ...reading(c), reproducer: hexDump(c.input) };
     }
     const c = this.modelCase(j);
     return { job: j, level: "model", seedFile: c.seed, steps: c.edits, reproducer: hexDump({ head: c.bytes, dataBytes: c.dataBytes }) };
@@ -148,7 +161,7 @@ export class FuzzEngine {
   private async runFormat(index: number, tally: Tally): Promise<Finding | null> {
     const c = this.formatCase(index);
     const t = performance.now();
-    const verdict = await judge(c.input, c.initialWindow);
+    const verdict = await judge(c.input, c.initialWindow, c.limits);
     const ms = performance.now() - t;
     tally.formatCases++;
     if (verdict.kind === "parsed") {
@@ -156,14 +169,14 @@ export class FuzzEngine {
       if (verdict.check.ok) tally.parsedModelOk++;
     } else if (verdict.kind === "rejected") bump(tally.rejected, verdict.code);
     else if (verdict.kind === "known") bump(tally.known, verdict.issue);
-    const base = { job: index, level: "format" as const, seedFile: c.seedFile, steps: c.steps, ...(c.initialWindow === undefined ? {} : { initialWindow: c.initialWindow }) };
+    const base = { job: index, level: "format" as const, seedFile: c.seedFile, steps: c.steps, ...reading(c) };
     const finding = this.timeAndMemory(index, ms, tally, base, c.input);
     if (verdict.kind === "crash") {
       // Minimize the first crash of each kind; the others keep their input as it was.
       const signature = crashSignature(verdict)!;
       const first = !this.minimized.has(signature);
       this.minimized.add(signature);
-      const input = first ? await this.minimizeCrash(c.input, c.initialWindow, signature) : c.input;
+      const input = first ? await this.minimizeCrash(c, signature) : c.input;
       return { ...base, kind: "crash", detail: `${verdict.stage}: ${verdict.error}`, stack: verdict.stack, reproducer: hexDump(input) };
     }
     return finding;
@@ -203,10 +216,10 @@ export class FuzzEngine {
     return null;
   }
 
-  private async minimizeCrash(input: FuzzInput, initialWindow: number | undefined, signature: string): Promise<FuzzInput> {
+  private async minimizeCrash(c: FormatCase, signature: string): Promise<FuzzInput> {
     this.onMinimizing?.(true);
     try {
-      return await minimize(input, async (candidate) => crashSignature(await judge(candidate, initialWindow)) === signature);
+      return await minimize(c.input, async (candidate) => crashSignature(await judge(candidate, c.initialWindow, c.limits)) === signature);
     } finally {
       this.onMinimizing?.(false);
     }

@@ -234,7 +234,7 @@ const MAX_WIDENED_BYTES = 1 << 20;
 
 /**
  * Width, not depth: an array gets thousands to a million more items (empty or
- * one-byte strings, zeros), or a key or tensor record is repeated under new
+ * one-byte strings, empty arrays, zeros), or a key or tensor record is repeated under new
  * names up to past the reader's count limits. What the header costs in memory
  * must stay within a small factor of its size, and reading it within the hang
  * limit.
@@ -247,7 +247,8 @@ const widen: Mutator = (ctx) => {
     if (!f || f.at < 4) return null;
     const itemType = Number(readUint(input.head, f.at - 4, 4));
     const oneByte = itemType === 8 && rng.chance(0.5);
-    const itemBytes = itemType === 8 ? w + (oneByte ? 1 : 0) : ITEM_BYTES[itemType];
+    // An array's item: an item type and a length, all zeros (an empty u8 array).
+    const itemBytes = itemType === 8 ? w + (oneByte ? 1 : 0) : itemType === 9 ? 4 + w : ITEM_BYTES[itemType];
     if (!itemBytes) return null;
     const n = Math.min(rng.pick([1_000, 65_536, 1_000_000]), Math.floor(MAX_WIDENED_BYTES / itemBytes));
     const items = new Uint8Array(n * itemBytes);
@@ -256,7 +257,7 @@ const widen: Mutator = (ctx) => {
     if (after > input.head.length) return null;
     input.head = splice(input.head, after, 0, items);
     writeUint(input.head, f.at, f.width, readUint(input.head, f.at, f.width) + BigInt(n));
-    return `${n} more ${oneByte ? "one-byte strings" : itemType === 8 ? "empty strings" : `items of type ${itemType}`} in the array at ${f.at}`;
+    return `${n} more ${oneByte ? "one-byte strings" : itemType === 8 ? "empty strings" : itemType === 9 ? "empty arrays" : `items of type ${itemType}`} in the array at ${f.at}`;
   }
   if (seed.records.length === 0) return null;
   const r = rng.pick(seed.records);

@@ -3,7 +3,7 @@
 // Anything else thrown is a crash. (Time and memory are watched by the runner.)
 
 import { checkModel, type ModelCheck } from "../arch/index.ts";
-import { GgufError, readGguf, type GgufErrorCode, type GgufFile } from "../gguf/index.ts";
+import { GgufError, readGguf, type GgufErrorCode, type GgufFile, type HeaderLimits } from "../gguf/index.ts";
 import { knownIssueOf } from "./known-issues.ts";
 import type { FuzzInput } from "./mutate.ts";
 
@@ -30,14 +30,17 @@ function crash(stage: "readGguf" | "checkModel", e: unknown): Verdict {
   return { kind: "crash", stage, error, stack: e instanceof Error ? (e.stack ?? "") : "" };
 }
 
-export async function judge(input: FuzzInput, initialWindow?: number): Promise<Verdict> {
-  return judgeBlob(inputBlob(input), initialWindow);
+/** Tighter bounds than the reader's own: the seeds are far within those, so their refusals need these to be fuzzed. */
+export const TIGHT_LIMITS: Partial<HeaderLimits> = { valueBytes: 1 << 10, headerBytes: 8 << 10 };
+
+export async function judge(input: FuzzInput, initialWindow?: number, limits?: Partial<HeaderLimits>): Promise<Verdict> {
+  return judgeBlob(inputBlob(input), initialWindow, limits);
 }
 
-export async function judgeBlob(blob: Blob, initialWindow?: number): Promise<Verdict> {
+export async function judgeBlob(blob: Blob, initialWindow?: number, limits?: Partial<HeaderLimits>): Promise<Verdict> {
   let file: GgufFile;
   try {
-    file = await readGguf(blob, initialWindow === undefined ? {} : { initialWindow });
+    file = await readGguf(blob, { ...(initialWindow === undefined ? {} : { initialWindow }), ...(limits ? { limits } : {}) });
   } catch (e) {
     return e instanceof GgufError ? { kind: "rejected", code: e.code } : crash("readGguf", e);
   }

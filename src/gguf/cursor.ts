@@ -1,13 +1,25 @@
 // A read cursor over a window of a file's first bytes. Reads are pure and
 // little-endian; when a read runs past the window, the cursor throws NeedMore
-// and the reader grows the window (see reader.ts) and retries the item.
+// and the reader grows the window (see reader.ts) and retries the item. When
+// the parse has run for a time slice it throws PAUSE at a point where it has
+// made progress; the reader lets the event loop run, then retries the item.
+// Either way a long value resumes where it stopped (Cursor.partials).
 
 import { corrupt } from "./errors.ts";
-import type { StringScan } from "./metadata-reader.ts";
+import type { HeaderBudget } from "./limits.ts";
+import type { ByteSource } from "./values.ts";
 
 /** Thrown (not an Error: no stack to capture) when the window ends before `end`. */
 export class NeedMore {
   constructor(readonly end: number) {}
+}
+
+/** Thrown when the time slice is over; the item is retried after the event loop has run. */
+export const PAUSE = Symbol("pause");
+
+/** The progress of one long value (a string array, a copy, an array of arrays), kept for the item's retry. */
+export interface Resumable {
+  readonly kind: "strings" | "copy" | "decode" | "nested";
 }
 
 /**
@@ -39,13 +51,23 @@ export class Window {
 
 export class Cursor {
   pos = 0;
-  /** A string array suspended by NeedMore; the retry of its item resumes it. */
-  partial: StringScan | null = null;
   constructor(
     public window: Window,
     /** 4 for GGUF v1 (u32 counts and lengths), 8 from v2 on. */
-    public sizeWidth: 4 | 8 = 8,
+    public sizeWidth: 4 | 8,
+    readonly budget: HeaderBudget,
+    /** What string arrays view their bytes through: the window, and each larger one that replaces it. */
+    readonly source: ByteSource,
+    /** Long values suspended by NeedMore or PAUSE, by where their data starts; the item's retry resumes them. */
+    readonly partials: Map<number, Resumable>,
+    /** performance.now() at which the time slice ends. */
+    private readonly deadline = Infinity,
   ) {}
+
+  /** Throws PAUSE when the time slice is over. Call it only after progress that a retry keeps. */
+  checkpoint(): void {
+    if (performance.now() > this.deadline) throw PAUSE;
+  }
 
   get fileSize(): number {
     return this.window.fileSize;
@@ -63,6 +85,8 @@ export class Cursor {
     if (end > this.window.fileSize) {
       throw corrupt("TRUNCATED", `the file ends inside ${what}: ${n} bytes needed, ${Math.max(0, this.fileRemaining)} left`, this.pos, TRUNCATED_HINT);
     }
+    // The window never grows past the header's bound: no header within it reaches there.
+    if (end > this.budget.limits.headerBytes) throw this.budget.pastHeader(this.pos, what);
     throw new NeedMore(end);
   }
 

@@ -10,7 +10,9 @@ export const GGUF_ERROR_CODES = [
   "COUNT_TOO_LARGE", // tensor or key count cannot fit in the file
   "STRING_TOO_LONG",
   "ARRAY_TOO_LONG",
-  "NESTED_ARRAY", // an array of arrays: ggml refuses them, and they cost far more memory than file bytes
+  "ARRAY_TOO_DEEP", // arrays nested deeper than the reader's bound (limits.ts)
+  "VALUE_TOO_LARGE", // one metadata value larger than the reader's bound (limits.ts)
+  "HEADER_TOO_LARGE", // the header's bytes and the memory they take, past the reader's bound (limits.ts)
   "BAD_VALUE_TYPE",
   "BAD_BOOL",
   "BAD_UTF8",

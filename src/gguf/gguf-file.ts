@@ -47,6 +47,8 @@ interface GgufFileFields {
   tensors: readonly GgufTensorInfo[];
   /** Every file, for a split set; by default this one. */
   shards?: readonly ShardInfo[];
+  /** Each tensor's index in `tensors` by name, when the caller has built it already. */
+  tensorIndex?: ReadonlyMap<string, number>;
 }
 
 export class GgufFile {
@@ -65,7 +67,7 @@ export class GgufFile {
   readonly tensors: readonly GgufTensorInfo[];
   /** The files the model is in: one, or every shard of a split set (metadata comes from the first). */
   readonly shards: readonly ShardInfo[];
-  private readonly byName: ReadonlyMap<string, GgufTensorInfo>;
+  private readonly byName: ReadonlyMap<string, number>;
 
   constructor(f: GgufFileFields) {
     this.path = f.path;
@@ -78,11 +80,12 @@ export class GgufFile {
     this.keyOffsets = f.keyOffsets;
     this.tensors = f.tensors;
     this.shards = f.shards ?? [{ path: f.path, fileSize: f.fileSize, dataOffset: f.dataOffset, tensorCount: f.tensors.length }];
-    this.byName = new Map(f.tensors.map((t) => [t.name, t]));
+    this.byName = f.tensorIndex ?? new Map(f.tensors.map((t, i) => [t.name, i]));
   }
 
   tensor(name: string): GgufTensorInfo | undefined {
-    return this.byName.get(name);
+    const i = this.byName.get(name);
+    return i === undefined ? undefined : this.tensors[i];
   }
 
   get(key: string): GgufValue | undefined {

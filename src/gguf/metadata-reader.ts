@@ -1,19 +1,22 @@
 // Reading one metadata value at the cursor. Every length and count is checked
-// against the bytes left in the file before anything is allocated, and every
-// string is checked to be UTF-8. What a value costs in memory stays within a
-// small factor of what it takes in the file: numeric arrays are one copy, a
-// string array two u32 per string, and arrays of arrays (12 bytes of file for
-// an empty one, a JS object in memory) are refused, as ggml refuses them.
+// against the bytes left in the file, then against the header's budget
+// (limits.ts), before anything is allocated or read; every string is checked
+// to be UTF-8. Arrays may hold arrays, as the spec allows and gguf-py reads
+// them, each charged the memory of its object. Values too long for one time
+// slice (large copies and decodes, string arrays, arrays of arrays) go a slice
+// at a time and resume where they stopped (Cursor.partials).
 
-import { isUtf8 } from "node:buffer";
-import type { Cursor } from "./cursor.ts";
-import { NeedMore, PLAUSIBLE, truncatedClaim } from "./cursor.ts";
+import type { Cursor, Resumable } from "./cursor.ts";
+import { PLAUSIBLE, truncatedClaim } from "./cursor.ts";
 import { corrupt } from "./errors.ts";
-import { FIXED_VALUE_BYTES, GgufValueType, StringArray, VALUE_TYPE_NAMES } from "./values.ts";
+import { DECODED_STRING_FACTOR, NESTED_ARRAY_BYTES, STRING_INDEX_BYTES } from "./limits.ts";
+import { readStringArray } from "./string-array.ts";
+import { FIXED_VALUE_BYTES, GgufValueType, VALUE_TYPE_NAMES } from "./values.ts";
 import type { GgufArray, GgufValue } from "./values.ts";
 
-
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** Bytes copied or decoded between two checks of the clock (a few ms on a slow core). */
+const SLICE_BYTES = 1 << 20;
 
 // ─── strings ──────────────────────────────────────────────────────────────────
 
@@ -31,9 +34,11 @@ function stringLength(c: Cursor, what: string, max?: number): number {
   return Number(n);
 }
 
-export function readString(c: Cursor, what: string, max?: number): string {
+/** A key or a tensor name: at most `max` bytes, decoded at once. */
+export function readName(c: Cursor, what: string, max: number): string {
   const n = stringLength(c, what, max);
   const at = c.pos;
+  c.budget.charge(at + n, DECODED_STRING_FACTOR * n, at, what, `is ${n} bytes long`);
   const bytes = c.peek(n, what);
   c.pos += n;
   try {
@@ -41,6 +46,49 @@ export function readString(c: Cursor, what: string, max?: number): string {
   } catch {
     throw corrupt("BAD_UTF8", `${what} is not valid UTF-8`, at);
   }
+}
+
+/** A string value: decoded a slice at a time when it is long. */
+function readStringValue(c: Cursor, what: string): string {
+  const lengthAt = c.pos;
+  const n = stringLength(c, what);
+  const at = c.pos;
+  c.budget.charge(at + n, DECODED_STRING_FACTOR * n, lengthAt, what, `is a string of ${n.toLocaleString("en-US")} bytes`);
+  c.need(n, what);
+  if (n <= SLICE_BYTES) {
+    c.pos += n;
+    try {
+      return utf8.decode(c.window.bytes.subarray(at, at + n));
+    } catch {
+      throw corrupt("BAD_UTF8", `${what} is not valid UTF-8`, at);
+    }
+  }
+  const found = c.partials.get(at);
+  const d = found instanceof StringDecode ? found : new StringDecode();
+  c.partials.set(at, d);
+  try {
+    while (d.done < n) {
+      const k = Math.min(SLICE_BYTES, n - d.done);
+      d.text += d.decoder.decode(c.window.bytes.subarray(at + d.done, at + d.done + k), { stream: true });
+      d.done += k;
+      if (d.done < n) c.checkpoint();
+    }
+    d.text += d.decoder.decode();
+  } catch (e) {
+    if (e instanceof TypeError) throw corrupt("BAD_UTF8", `${what} is not valid UTF-8`, at);
+    throw e;
+  }
+  c.partials.delete(at);
+  c.pos = at + n;
+  return d.text;
+}
+
+/** A string value's decode so far (a rope: appending is cheap). */
+class StringDecode implements Resumable {
+  readonly kind = "decode";
+  readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  text = "";
+  done = 0;
 }
 
 // ─── values ───────────────────────────────────────────────────────────────────
@@ -87,182 +135,132 @@ export function readValue(c: Cursor, type: GgufValueType, what: string): GgufVal
       return { type: "bool", value: b === 1 };
     }
     case GgufValueType.STRING:
-      return { type: "string", value: readString(c, what) };
+      return { type: "string", value: readStringValue(c, what) };
     case GgufValueType.ARRAY:
-      return readArray(c, what);
+      return readArray(c, what, 1);
   }
 }
 
 // ─── arrays ───────────────────────────────────────────────────────────────────
 
-function readArray(c: Cursor, what: string): GgufArray {
-  const at = c.pos;
-  const itemType = readValueType(c, `the items of ${what}`);
-  if (itemType === GgufValueType.ARRAY) {
-    throw corrupt("NESTED_ARRAY", `${what} is an array of arrays, which GGUF readers do not accept (ggml refuses it too)`, at, "the file was written by a tool that nests arrays; llama.cpp cannot load it either: write the value as a flat array");
+/** An array at the cursor, `depth` arrays deep (1: the value itself). */
+function readArray(c: Cursor, what: string, depth: number): GgufArray {
+  const limit = c.budget.limits.arrayDepth;
+  if (depth > limit) {
+    throw corrupt("ARRAY_TOO_DEEP", `${what} is an array ${depth} levels deep; gguf-vram reads arrays nested at most ${limit} deep (no model nests them at all)`, c.pos);
   }
+  const itemType = readValueType(c, `the items of ${what}`);
   const lengthAt = c.pos;
   const n = c.size(`the length of ${what}`);
-  // Each item takes at least its fixed width, or its length field: check before allocating.
-  const minItem = FIXED_VALUE_BYTES[itemType] ?? c.sizeWidth;
+  // Each item takes at least its fixed width, or its length field (and an item type, for an array): check before allocating.
+  const minItem = FIXED_VALUE_BYTES[itemType] ?? (itemType === GgufValueType.ARRAY ? 4 + c.sizeWidth : c.sizeWidth);
   if (n * BigInt(minItem) > BigInt(c.fileRemaining)) {
     if (n <= PLAUSIBLE.arrayItems) throw truncatedClaim(what, `it has ${n} items of at least ${minItem} bytes`, c.fileRemaining, lengthAt);
     throw corrupt("ARRAY_TOO_LONG", `${what} claims ${n} items of at least ${minItem} bytes; only ${c.fileRemaining} bytes are left in the file`, lengthAt);
   }
   const length = Number(n);
+  const typeName = VALUE_TYPE_NAMES[itemType];
+  const items = `${length.toLocaleString("en-US")} ${typeName === "array" ? "arrays" : typeName === "string" ? "strings" : `${typeName} items`}`;
+  const claim = `is an array of ${items}`;
   switch (itemType) {
-    case GgufValueType.U8:
-      return { type: "array", length, itemType: "u8", items: c.take(length, what) };
-    case GgufValueType.I8:
-      return { type: "array", length, itemType: "i8", items: new Int8Array(c.take(length, what).buffer) };
-    case GgufValueType.U16:
-      return { type: "array", length, itemType: "u16", items: new Uint16Array(c.take(length * 2, what).buffer) };
-    case GgufValueType.I16:
-      return { type: "array", length, itemType: "i16", items: new Int16Array(c.take(length * 2, what).buffer) };
-    case GgufValueType.U32:
-      return { type: "array", length, itemType: "u32", items: new Uint32Array(c.take(length * 4, what).buffer) };
-    case GgufValueType.I32:
-      return { type: "array", length, itemType: "i32", items: new Int32Array(c.take(length * 4, what).buffer) };
-    case GgufValueType.F32:
-      return { type: "array", length, itemType: "f32", items: new Float32Array(c.take(length * 4, what).buffer) };
-    case GgufValueType.F64:
-      return { type: "array", length, itemType: "f64", items: new Float64Array(c.take(length * 8, what).buffer) };
-    case GgufValueType.U64:
-      return { type: "array", length, itemType: "u64", items: new BigUint64Array(c.take(length * 8, what).buffer) };
-    case GgufValueType.I64:
-      return { type: "array", length, itemType: "i64", items: new BigInt64Array(c.take(length * 8, what).buffer) };
-    case GgufValueType.BOOL: {
-      const start = c.pos;
-      const items = c.take(length, what);
-      const bad = items.findIndex((b) => b > 1);
-      if (bad >= 0) throw corrupt("BAD_BOOL", `item ${bad} of ${what} is a bool holding ${items[bad]}; a bool is 0 or 1`, start + bad);
-      return { type: "array", length, itemType: "bool", items };
-    }
     case GgufValueType.STRING:
+      c.budget.charge(c.pos + length * c.sizeWidth, length * STRING_INDEX_BYTES, lengthAt, what, claim);
       return { type: "array", length, itemType: "string", items: readStringArray(c, length, what) };
+    case GgufValueType.ARRAY:
+      c.budget.charge(c.pos + length * minItem, length * NESTED_ARRAY_BYTES, lengthAt, what, claim);
+      return { type: "array", length, itemType: "array", items: readArrays(c, length, what, depth) };
+    default: {
+      // A numeric array is one aligned copy of its bytes.
+      const bytes = length * minItem;
+      c.budget.charge(c.pos + bytes, bytes, lengthAt, what, claim);
+      const copy = readBytes(c, bytes, what, itemType === GgufValueType.BOOL);
+      return numbers(itemType, length, copy);
+    }
   }
 }
 
-/**
- * The hot loop of a GGUF header: a tokenizer is ~300k strings. It records where
- * each string is, then checks them all as UTF-8 in one native call over the
- * whole region, length fields included. A length field whose bytes are all
- * ASCII (every length below 128, and most above) acts as a separator: a string
- * that ends inside a multi-byte sequence, or starts with a continuation byte,
- * still fails, so the region is valid UTF-8 exactly when every string is. The
- * few length fields with a byte of 0x80 or more are zeroed for the check and
- * restored after (the window is this reader's private copy of the file).
- */
-function readStringArray(c: Cursor, n: number, what: string): StringArray {
-  const { bytes, fileSize } = c.window;
-  const w = c.sizeWidth;
-  const regionStart = c.pos;
-  // An array that ran past the window resumes where it stopped (see Cursor.partial).
-  const scan = (c.partial?.regionStart === regionStart ? c.partial : null) ?? new StringScan(regionStart, n);
-  c.partial = null;
-  const stop = scan.run(bytes, fileSize, w);
-  if (stop === STOP_TOO_LONG) {
-    const p = scan.p;
-    const lo = bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24);
-    const length = w === 8 ? c.window.view.getBigUint64(p, true) : BigInt(lo >>> 0);
-    if (length <= PLAUSIBLE.stringBytes) throw truncatedClaim(`string ${scan.i} of ${what}`, `it is ${length} bytes long`, fileSize - p - w, p);
-    throw corrupt("STRING_TOO_LONG", `string ${scan.i} of ${what} claims a length of ${length} bytes; only ${fileSize - p - w} bytes are left in the file`, p);
-  }
-  if (stop === STOP_WINDOW) {
-    if (scan.p + w > fileSize) {
-      c.pos = scan.p;
-      c.need(w, `the length of string ${scan.i} of ${what}`); // throws TRUNCATED
-    }
-    c.partial = scan;
-    throw new NeedMore(scan.estimateEnd(w));
-  }
-  const p = scan.p;
-  if (p - regionStart > 0xffff_ffff) throw corrupt("STRING_TOO_LONG", `${what} holds more than 4 GiB of strings`, regionStart);
-  c.pos = p;
-  const region = bytes.subarray(regionStart, p);
-  const { starts, lengths } = scan;
-  if (!isUtf8Separated(bytes, region, scan.nonAsciiFields, w)) {
-    for (let i = 0; i < n; i++) {
-      try {
-        utf8.decode(region.subarray(starts[i]!, starts[i]! + lengths[i]!));
-      } catch {
-        throw corrupt("BAD_UTF8", `string ${i} of ${what} is not valid UTF-8`, regionStart + starts[i]!);
-      }
-    }
-  }
-  return new StringArray(region, starts, lengths);
-}
-
-const STOP_DONE = 0;
-const STOP_WINDOW = 1;
-const STOP_TOO_LONG = 2;
-
-/** The progress of a string array; kept when the window ends so the retry resumes it. */
-export class StringScan {
-  readonly starts: Uint32Array;
-  readonly lengths: Uint32Array;
-  /** Length fields with a byte of 0x80 or more (see isUtf8Separated). */
-  readonly nonAsciiFields: number[] = [];
-  /** The next string to read, and where its length field is. */
-  i = 0;
-  p: number;
-
-  constructor(
-    readonly regionStart: number,
-    readonly n: number,
-  ) {
-    this.starts = new Uint32Array(n);
-    this.lengths = new Uint32Array(n);
-    this.p = regionStart;
-  }
-
-  /** Records strings until done, the window ends, or a length cannot fit the file. */
-  run(bytes: Uint8Array, fileSize: number, w: number): number {
-    const { starts, lengths, regionStart, n } = this;
-    const end = bytes.length;
-    let p = this.p;
-    let i = this.i;
-    let stop = STOP_DONE;
-    for (; i < n; i++) {
-      if (p + w > end) {
-        stop = STOP_WINDOW;
-        break;
-      }
-      // Byte reads: faster than DataView here, and a length is 4 bytes unless the file is absurd.
-      const lo = (bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16) | (bytes[p + 3]! << 24)) >>> 0;
-      const hi = w === 8 ? bytes[p + 4]! | bytes[p + 5]! | bytes[p + 6]! | bytes[p + 7]! : 0;
-      if (hi !== 0 || lo > fileSize - p - w) {
-        stop = STOP_TOO_LONG;
-        break;
-      }
-      if (p + w + lo > end) {
-        stop = STOP_WINDOW;
-        break;
-      }
-      if ((lo & 0x8080_8080) !== 0) this.nonAsciiFields.push(p);
-      p += w;
-      starts[i] = p - regionStart;
-      lengths[i] = lo;
-      p += lo;
-    }
-    this.p = p;
-    this.i = i;
-    return stop;
-  }
-
-  /** Where the array probably ends, from the average size of the strings read so far. */
-  estimateEnd(w: number): number {
-    const average = this.i > 0 ? (this.p - this.regionStart) / this.i : w;
-    return Math.ceil(this.p + (this.n - this.i) * Math.max(w + 1, average) * 1.05);
+function numbers(itemType: GgufValueType, length: number, b: Uint8Array): GgufArray {
+  switch (itemType) {
+    case GgufValueType.U8: return { type: "array", length, itemType: "u8", items: b };
+    case GgufValueType.I8: return { type: "array", length, itemType: "i8", items: new Int8Array(b.buffer) };
+    case GgufValueType.U16: return { type: "array", length, itemType: "u16", items: new Uint16Array(b.buffer) };
+    case GgufValueType.I16: return { type: "array", length, itemType: "i16", items: new Int16Array(b.buffer) };
+    case GgufValueType.U32: return { type: "array", length, itemType: "u32", items: new Uint32Array(b.buffer) };
+    case GgufValueType.I32: return { type: "array", length, itemType: "i32", items: new Int32Array(b.buffer) };
+    case GgufValueType.F32: return { type: "array", length, itemType: "f32", items: new Float32Array(b.buffer) };
+    case GgufValueType.F64: return { type: "array", length, itemType: "f64", items: new Float64Array(b.buffer) };
+    case GgufValueType.U64: return { type: "array", length, itemType: "u64", items: new BigUint64Array(b.buffer) };
+    case GgufValueType.I64: return { type: "array", length, itemType: "i64", items: new BigInt64Array(b.buffer) };
+    default: return { type: "array", length, itemType: "bool", items: b };
   }
 }
 
-function isUtf8Separated(bytes: Uint8Array, region: Uint8Array, fields: readonly number[], w: number): boolean {
-  const saved = fields.map((f) => bytes.slice(f, f + w));
-  for (const f of fields) bytes.fill(0, f, f + w);
-  try {
-    return isUtf8(region);
-  } finally {
-    fields.forEach((f, i) => bytes.set(saved[i]!, f));
+/** A copy of `n` bytes at the cursor (aligned, so typed arrays can view it), a slice at a time; bools checked as they go. */
+function readBytes(c: Cursor, n: number, what: string, bools: boolean): Uint8Array {
+  c.need(n, what);
+  const at = c.pos;
+  if (n <= SLICE_BYTES) {
+    if (bools) checkBools(c.window.bytes.subarray(at, at + n), 0, at, what);
+    return c.take(n, what);
   }
+  const found = c.partials.get(at);
+  const copy = found instanceof ByteCopy ? found : new ByteCopy(n);
+  c.partials.set(at, copy);
+  while (copy.done < n) {
+    const k = Math.min(SLICE_BYTES, n - copy.done);
+    const slice = c.window.bytes.subarray(at + copy.done, at + copy.done + k);
+    if (bools) checkBools(slice, copy.done, at, what);
+    copy.bytes.set(slice, copy.done);
+    copy.done += k;
+    if (copy.done < n) c.checkpoint();
+  }
+  c.partials.delete(at);
+  c.pos = at + n;
+  return copy.bytes;
+}
+
+/** Items `first`… of a bool array (at byte `at`) are each 0 or 1. */
+function checkBools(items: Uint8Array, first: number, at: number, what: string): void {
+  for (let i = 0; i < items.length; i++) {
+    if (items[i]! > 1) throw corrupt("BAD_BOOL", `item ${first + i} of ${what} is a bool holding ${items[i]}; a bool is 0 or 1`, at + first + i);
+  }
+}
+
+class ByteCopy implements Resumable {
+  readonly kind = "copy";
+  readonly bytes: Uint8Array;
+  done = 0;
+  constructor(n: number) {
+    this.bytes = new Uint8Array(n);
+  }
+}
+
+/** The `n` arrays of an array of arrays, `depth` deep, one at a time. */
+function readArrays(c: Cursor, n: number, what: string, depth: number): GgufArray[] {
+  const at = c.pos;
+  const found = c.partials.get(at);
+  const scan = found instanceof NestedScan ? found : new NestedScan(at);
+  c.partials.set(at, scan);
+  // The retry charged this array's own count again; what its finished items charged is added back.
+  c.budget.pending += scan.charged;
+  while (scan.items.length < n) {
+    c.pos = scan.p;
+    const before = c.budget.pending;
+    const item = readArray(c, `item ${scan.items.length} of ${what}`, depth + 1);
+    scan.charged += c.budget.pending - before;
+    scan.items.push(item);
+    scan.p = c.pos;
+    if (scan.items.length < n) c.checkpoint();
+  }
+  c.partials.delete(at);
+  c.pos = scan.p;
+  return scan.items;
+}
+
+/** The arrays of an array of arrays read so far, where the next starts, and what they charged. */
+class NestedScan implements Resumable {
+  readonly kind = "nested";
+  readonly items: GgufArray[] = [];
+  charged = 0;
+  constructor(public p: number) {}
 }

@@ -1,19 +1,22 @@
 // Reads a GGUF header: magic, version, metadata and tensor infos, and derives
 // the data-section offset and each tensor's absolute offset and byte size.
 //
-// The header is read through Bun.file slices into a window that grows as the
-// parse needs it; tensor data is never read. The parse goes item by item (the
-// header, one key-value pair, one tensor info); an item that runs past the
-// window throws NeedMore, the window grows, and that item alone is read again.
+// The header is read asynchronously, a few MiB at a time, into a window that
+// grows as the parse needs it (header-bytes.ts); tensor data is never read. The parse goes item by item (the header, one key-value pair, one
+// tensor info); an item that runs past the window throws NeedMore, the window
+// grows, and that item alone is read again. Every SLICE_MS the parse lets the
+// event loop run, so a server reading a large header keeps serving; a long
+// value resumes where it stopped. What a header may cost is bounded (limits.ts).
 
-import { readSync, statSync } from "node:fs";
-import { Cursor, NeedMore, truncatedClaim, Window } from "./cursor.ts";
+import { Cursor, NeedMore, PAUSE, truncatedClaim, type Resumable, type Window } from "./cursor.ts";
 import { corrupt, GgufError } from "./errors.ts";
+import { HEADER_LIMITS, HeaderBudget, type HeaderLimits } from "./limits.ts";
 import { isByteSwappedVersion, isGgufMagic, notGguf, SUPPORTED_VERSIONS } from "./magic.ts";
-import { readString, readValue, readValueType, type StringScan } from "./metadata-reader.ts";
+import { readName, readValue, readValueType } from "./metadata-reader.ts";
 import { GgufFile, type GgufTensorInfo } from "./gguf-file.ts";
+import { closeFile, HeaderBytes, openPath, type OpenFile } from "./header-bytes.ts";
 import { readTensorInfo, type RawTensorInfo } from "./tensor-info-reader.ts";
-import type { GgufValue } from "./values.ts";
+import type { ByteSource, GgufValue } from "./values.ts";
 
 export const DEFAULT_ALIGNMENT = 32;
 /** GGUF keys are at most 65535 bytes (the spec). */
@@ -28,24 +31,21 @@ export const MAX_METADATA_KEYS = 65_536;
 export const MAX_TENSORS = 262_144;
 const ALIGNMENT_KEY = "general.alignment";
 
+/** How long the parse runs, by default, before it lets the event loop run. */
+const SLICE_MS = 10;
+
 export interface ReadOptions {
   /** Bytes of the first read; the window doubles from there. */
   initialWindow?: number;
   /** The file's path, for messages, when `source` is a Blob (e.g. Bun.file(fd) of an open file). */
   path?: string;
+  /** Tighter (or looser) bounds than HEADER_LIMITS, e.g. for a server that reads untrusted files. */
+  limits?: Partial<HeaderLimits>;
+  /** Milliseconds the parse may run before it lets the event loop run (default 10; 0: at every chance). */
+  sliceMs?: number;
 }
 
-/**
- * A file already open: the header and then the tensor data are read through the
- * same descriptor, with no window for the path to change in between. (Bun.file(fd)
- * reads from the descriptor's position, not from the slice's start, so it cannot
- * be used for the re-reads of a growing window.)
- */
-export interface OpenFile {
-  readonly fd: number;
-  readonly size: number;
-}
-
+export type { OpenFile };
 type Source = string | Blob | OpenFile;
 
 /** Parse the header of the GGUF file at `source`: a path, an open file, or any Blob such as Bun.file(). */
@@ -60,63 +60,44 @@ export async function readGguf(source: Source, options: ReadOptions = {}): Promi
 }
 
 async function parse(source: Source, path: string | null, options: ReadOptions): Promise<GgufFile> {
-  const blob = typeof source === "string" ? openFile(source) : source;
-  const state = new ParseState(blob.size);
-  let window = new Window(new Uint8Array(0), blob.size);
-  let wanted = Math.min(blob.size, options.initialWindow ?? 1 << 20);
+  const opened = typeof source === "string" ? openPath(source) : null;
+  try {
+    return await parseBytes(opened ?? (source as Blob | OpenFile), path, options);
+  } finally {
+    if (opened) closeFile(opened);
+  }
+}
+
+async function parseBytes(input: Blob | OpenFile, path: string | null, options: ReadOptions): Promise<GgufFile> {
+  const limits = { ...HEADER_LIMITS, ...options.limits };
+  const slice = options.sliceMs ?? SLICE_MS;
+  const state = new ParseState(input.size, limits, slice);
+  // No window reaches past the header's bound: a read past it is refused (Cursor.need).
+  const most = Math.min(input.size, limits.headerBytes);
+  const bytes = new HeaderBytes(input, most);
+  let wanted = Math.min(most, options.initialWindow ?? 1 << 20);
   for (;;) {
-    window = await grow(blob, window, wanted);
+    const window = await bytes.readTo(wanted);
+    state.source.bytes = window.bytes;
     try {
-      state.advance(window);
+      state.advance(window, performance.now() + slice);
       break;
     } catch (e) {
+      if (e === PAUSE) {
+        await nextTurn();
+        continue;
+      }
       if (!(e instanceof NeedMore)) throw e;
-      wanted = Math.min(blob.size, Math.max(e.end + (1 << 20), window.end * 2));
+      // e.end may be an estimate past the file; what the item needs is within `most` (checked before NeedMore).
+      wanted = Math.min(most, Math.max(e.end + (1 << 20), window.end * 2));
     }
   }
   return state.finish(path);
 }
 
-function openFile(path: string) {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") throw new GgufError("FILE_NOT_FOUND", "no such file", -1, "check the path; `bun run load` with no arguments lists the models it can find");
-    throw new GgufError("NOT_READABLE", `the file cannot be read (${code})`, -1, "check the file's permissions");
-  }
-  if (st.isDirectory()) throw new GgufError("IS_A_DIRECTORY", "this is a directory, not a GGUF file", -1, "pass the path of the .gguf file inside it");
-  if (!st.isFile()) throw new GgufError("NOT_READABLE", "this is not a regular file", -1, "pass the path of a .gguf file");
-  return Bun.file(path);
-}
-
-/**
- * A larger window: [0, end) read again in one slice. Copying the old window into
- * a new buffer costs more than the read (the copy faults in fresh pages twice).
- */
-async function grow(blob: Blob | OpenFile, window: Window, end: number): Promise<Window> {
-  if (end <= window.end) return window;
-  let bytes: Uint8Array;
-  try {
-    bytes = "fd" in blob ? readPrefix(blob.fd, end) : new Uint8Array(await blob.slice(0, end).arrayBuffer());
-  } catch (e) {
-    throw new GgufError("NOT_READABLE", `the file cannot be read: ${(e as Error).message}`, window.end, "check the file's permissions and the disk");
-  }
-  if (bytes.length < end) throw new GgufError("NOT_READABLE", "the file shrank while it was read", bytes.length, "make sure nothing else writes the file, and try again");
-  return new Window(bytes, window.fileSize);
-}
-
-/** Bytes [0, end) of an open file (fewer if it ends first), read at explicit positions. */
-function readPrefix(fd: number, end: number): Uint8Array {
-  const bytes = new Uint8Array(end);
-  let done = 0;
-  while (done < end) {
-    const n = readSync(fd, bytes, done, end - done, done);
-    if (n === 0) break;
-    done += n;
-  }
-  return done === end ? bytes : bytes.subarray(0, done);
+/** Lets timers and I/O callbacks run before the parse goes on. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 // ─── the parse, one item at a time ────────────────────────────────────────────
@@ -129,40 +110,50 @@ class ParseState {
   readonly metadata = new Map<string, GgufValue>();
   readonly keyOffsets = new Map<string, number>();
   readonly tensors: RawTensorInfo[] = [];
-  readonly tensorNames = new Set<string>();
+  /** Each tensor's index, by name: built as the infos are read, so no one step builds it for 262,144 of them. */
+  readonly tensorIndex = new Map<string, number>();
   /** Where the next item starts. */
   pos = 0;
   private headerDone = false;
+  /** The window's bytes, as the string arrays read from it see them. */
+  readonly source: ByteSource = { bytes: new Uint8Array(0) };
+  private readonly budget: HeaderBudget;
+  /** Long values of the item being read, suspended until its retry. */
+  private readonly partials = new Map<number, Resumable>();
 
-  constructor(readonly fileSize: number) {}
-
-  private partial: StringScan | null = null;
-
-  advance(window: Window): void {
-    const c = new Cursor(window, this.sizeWidth);
-    c.pos = this.pos;
-    c.partial = this.partial;
-    try {
-      this.advanceItems(c);
-    } finally {
-      this.partial = c.partial;
-    }
+  constructor(
+    readonly fileSize: number,
+    limits: HeaderLimits,
+    private readonly sliceMs: number,
+  ) {
+    this.budget = new HeaderBudget(limits);
   }
 
-  private advanceItems(c: Cursor): void {
+  /** Reads items until the header is done; throws NeedMore or PAUSE to be called again. */
+  advance(window: Window, deadline: number): void {
+    const c = new Cursor(window, this.sizeWidth, this.budget, this.source, this.partials, deadline);
+    c.pos = this.pos;
     if (!this.headerDone) {
       this.readHeader(c);
       this.headerDone = true;
       this.pos = c.pos;
     }
     while (this.metadata.size < this.keyCount) {
-      this.readKeyValue(c);
-      this.pos = c.pos;
+      this.item(c, () => this.readKeyValue(c));
     }
     while (this.tensors.length < this.tensorCount) {
-      this.readTensor(c);
-      this.pos = c.pos;
+      this.item(c, () => this.readTensor(c));
     }
+  }
+
+  /** One item, from its start (again, after NeedMore or PAUSE); then, maybe, a pause. */
+  private item(c: Cursor, read: () => void): void {
+    this.budget.startItem();
+    read();
+    this.budget.commit();
+    this.partials.clear();
+    this.pos = c.pos;
+    c.checkpoint();
   }
 
   private readHeader(c: Cursor): void {
@@ -207,10 +198,11 @@ class ParseState {
   private readKeyValue(c: Cursor): void {
     const at = c.pos;
     const index = this.metadata.size;
-    const key = readString(c, `metadata key ${index}`, MAX_KEY_BYTES);
+    const key = readName(c, `metadata key ${index}`, MAX_KEY_BYTES);
     if (key.length === 0) throw corrupt("EMPTY_KEY", `metadata key ${index} is empty`, at);
     if (this.metadata.has(key)) throw corrupt("DUPLICATE_KEY", `metadata key '${key}' appears twice`, at);
     const type = readValueType(c, `'${key}'`);
+    this.budget.startValue(c.pos, `'${key}'`);
     const value = readValue(c, type, `'${key}'`);
     this.metadata.set(key, value);
     this.keyOffsets.set(key, at);
@@ -218,20 +210,28 @@ class ParseState {
 
   private readTensor(c: Cursor): void {
     const info = readTensorInfo(c, this.tensors.length);
-    if (this.tensorNames.has(info.name)) throw corrupt("DUPLICATE_TENSOR", `tensor ${info.name} appears twice`, info.infoOffset);
-    this.tensorNames.add(info.name);
+    if (this.tensorIndex.has(info.name)) throw corrupt("DUPLICATE_TENSOR", `tensor ${info.name} appears twice`, info.infoOffset);
+    this.tensorIndex.set(info.name, this.tensors.length);
     this.tensors.push(info);
   }
 
   // ─── the data section ───────────────────────────────────────────────────────
 
-  finish(path: string | null): GgufFile {
+  async finish(path: string | null): Promise<GgufFile> {
     const alignment = this.alignment();
     const headerBytes = this.pos;
     const dataOffset = Math.ceil(headerBytes / alignment) * alignment;
-    const tensors = this.tensors.map((t) => this.place(t, dataOffset, alignment));
+    const tensors: GgufTensorInfo[] = [];
+    let deadline = performance.now() + this.sliceMs;
+    for (const t of this.tensors) {
+      tensors.push(this.place(t, dataOffset, alignment));
+      if ((tensors.length & 255) === 0 && performance.now() > deadline) {
+        await nextTurn();
+        deadline = performance.now() + this.sliceMs;
+      }
+    }
     checkOverlaps(tensors);
-    return new GgufFile({ path, fileSize: this.fileSize, version: this.version, alignment, headerBytes, dataOffset, metadata: this.metadata, keyOffsets: this.keyOffsets, tensors });
+    return new GgufFile({ path, fileSize: this.fileSize, version: this.version, alignment, headerBytes, dataOffset, metadata: this.metadata, keyOffsets: this.keyOffsets, tensors, tensorIndex: this.tensorIndex });
   }
 
   private alignment(): number {
@@ -272,7 +272,13 @@ class ParseState {
 }
 
 function checkOverlaps(tensors: readonly GgufTensorInfo[]): void {
-  const byOffset = [...tensors].sort((a, b) => a.offset - b.offset);
+  // Writers store tensors in offset order; for any other order, a quick test
+  // first: sorted starts and sorted ends (native sorts) interleave exactly when
+  // no two tensors overlap. Only a file that fails it pays the object sort that
+  // names the pair.
+  const ordered = tensors.every((t, i) => i === 0 || tensors[i - 1]!.offset <= t.offset);
+  if (!ordered && disjoint(tensors)) return;
+  const byOffset = ordered ? tensors : [...tensors].sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < byOffset.length; i++) {
     const prev = byOffset[i - 1]!;
     const cur = byOffset[i]!;
@@ -280,4 +286,18 @@ function checkOverlaps(tensors: readonly GgufTensorInfo[]): void {
       throw corrupt("OVERLAPPING_TENSORS", `tensor ${cur.name} (bytes ${cur.offset}..${cur.offset + cur.bytes}) overlaps tensor ${prev.name} (bytes ${prev.offset}..${prev.offset + prev.bytes})`, cur.infoOffset);
     }
   }
+}
+
+/** True when no two of the byte ranges overlap: each start, in order, is at or after the end before it. */
+function disjoint(tensors: readonly GgufTensorInfo[]): boolean {
+  const starts = new Float64Array(tensors.length);
+  const ends = new Float64Array(tensors.length);
+  tensors.forEach((t, i) => {
+    starts[i] = t.offset;
+    ends[i] = t.offset + t.bytes;
+  });
+  starts.sort();
+  ends.sort();
+  for (let i = 1; i < starts.length; i++) if (starts[i]! < ends[i - 1]!) return false;
+  return true;
 }

@@ -4,7 +4,7 @@
 import type { Cursor } from "./cursor.ts";
 import { corrupt } from "./errors.ts";
 import { GGML_TYPES, REMOVED_GGML_TYPES, type GgmlType } from "./ggml-types.ts";
-import { readString } from "./metadata-reader.ts";
+import { readName } from "./metadata-reader.ts";
 
 /** ggml's GGML_MAX_DIMS. */
 export const MAX_DIMS = 4;
@@ -28,7 +28,7 @@ export interface RawTensorInfo {
 
 export function readTensorInfo(c: Cursor, index: number): RawTensorInfo {
   const infoOffset = c.pos;
-  const name = readString(c, `the name of tensor ${index}`, MAX_TENSOR_NAME_BYTES);
+  const name = readName(c, `the name of tensor ${index}`, MAX_TENSOR_NAME_BYTES);
   const what = `tensor ${name}`;
 
   const dimsAt = c.pos;

@@ -1,6 +1,7 @@
 // Metadata values as read from a GGUF file. The value-type ids are the GGUF
 // spec's `gguf_type`; scalars keep their exact width (u64/i64 as bigint), arrays
-// are typed arrays, and string arrays decode lazily (see StringArray).
+// are typed arrays, string arrays decode lazily (see StringArray), and an array
+// of arrays (the spec allows it; llama.cpp's reader does not) holds GgufArrays.
 
 export enum GgufValueType {
   U8 = 0,
@@ -84,6 +85,15 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /**
+ * The bytes string arrays view. A reader points it at its window, then at each
+ * larger read of the same file that replaces it, so an old window is freed
+ * instead of being kept alive by the arrays read from it.
+ */
+export interface ByteSource {
+  bytes: Uint8Array;
+}
+
+/**
  * An array of strings that decodes each one only when asked. A GGUF tokenizer
  * holds ~300k strings; decoding them all would cost more than parsing the rest
  * of the header, and most callers only need the count. The bytes were validated
@@ -91,8 +101,10 @@ const encoder = new TextEncoder();
  */
 export class StringArray {
   constructor(
-    private readonly bytes: Uint8Array,
-    /** starts[i] .. starts[i] + lengths[i] are the bytes of string i. */
+    private readonly source: ByteSource,
+    /** Where string offsets count from in `source.bytes`. */
+    private readonly base: number,
+    /** base + starts[i] .. + lengths[i] are the bytes of string i. */
     private readonly starts: Uint32Array,
     private readonly lengths: Uint32Array,
   ) {}
@@ -111,7 +123,7 @@ export class StringArray {
       lengths[i] = b.length;
       at += b.length;
     });
-    return new StringArray(bytes, starts, lengths);
+    return new StringArray({ bytes }, 0, starts, lengths);
   }
 
   get length(): number {
@@ -120,14 +132,13 @@ export class StringArray {
 
   get(i: number): string {
     if (!Number.isInteger(i) || i < 0 || i >= this.lengths.length) throw new RangeError(`index ${i} out of 0..${this.lengths.length - 1}`);
-    const start = this.starts[i]!;
-    return utf8.decode(this.bytes.subarray(start, start + this.lengths[i]!));
+    return utf8.decode(this.rawBytes(i));
   }
 
   /** The UTF-8 bytes of string i, without decoding them (a view: do not modify). */
   rawBytes(i: number): Uint8Array {
-    const start = this.starts[i]!;
-    return this.bytes.subarray(start, start + this.lengths[i]!);
+    const start = this.base + this.starts[i]!;
+    return this.source.bytes.subarray(start, start + this.lengths[i]!);
   }
 
   /** Byte length of string i, without decoding it. */
@@ -156,7 +167,7 @@ export function shortestF32(x: number): number {
   return x;
 }
 
-/** A short human rendering of a value; arrays show their first `maxItems` items. */
+/** A short human rendering of a value; arrays show their first `maxItems` items (and so do arrays inside them). */
 export function describeValue(v: GgufValue, maxItems = 6): string {
   switch (v.type) {
     case "string":
@@ -171,7 +182,7 @@ export function describeValue(v: GgufValue, maxItems = 6): string {
     case "array": {
       const shown: string[] = [];
       const n = Math.min(v.length, maxItems);
-      for (let i = 0; i < n; i++) shown.push(describeItem(v, i));
+      for (let i = 0; i < n; i++) shown.push(describeItem(v, i, maxItems));
       const more = v.length > n ? `, … ${v.length - n} more` : "";
       return `[${shown.join(", ")}${more}]`;
     }
@@ -180,14 +191,15 @@ export function describeValue(v: GgufValue, maxItems = 6): string {
   }
 }
 
-function describeItem(a: GgufArray, i: number): string {
+/** One item; an array inside an array shows its own first `maxItems` items. */
+function describeItem(a: GgufArray, i: number, maxItems: number): string {
   switch (a.itemType) {
     case "string": {
       const s = a.items.get(i);
       return JSON.stringify(s.length > 24 ? `${s.slice(0, 21)}...` : s);
     }
     case "array":
-      return `array[${a.items[i]!.length}]`;
+      return describeValue(a.items[i]!, maxItems);
     case "bool":
       return String(a.items[i] === 1);
     case "f32":
