@@ -28,7 +28,7 @@ extern "C" {
 
 #define GV_API __attribute__((visibility("default")))
 
-#define GV_ABI_VERSION 4
+#define GV_ABI_VERSION 5
 
 /* ─── status codes ──────────────────────────────────────────────────────────── */
 
@@ -46,6 +46,11 @@ enum gv_status {
     GV_ERR_FILE_SHORT = 10,      /* the model file ended before a range it was asked for */
     GV_ERR_NOT_FREED = 11,       /* gv_arena_free could not free: the arena is untouched and still counted */
     GV_ERR_BENCH_MODE = 12,      /* an upload ran in a benchmark mode (gv_debug_upload_mode): VRAM holds no model */
+    GV_ERR_NO_SERVER = 13,       /* nothing listens at the socket path (ENOENT, ECONNREFUSED) */
+    GV_ERR_IN_USE = 14,          /* another live server holds the socket path (its lock) */
+    GV_ERR_PROTOCOL = 15,        /* a malformed or oversized frame (cuda/wire.h) */
+    GV_ERR_DISCONNECTED = 16,    /* the other side closed the connection */
+    GV_ERR_SOCKET = 17,          /* any other socket failure (gv_last_os_error has errno) */
 };
 
 /* The library's ABI version (GV_ABI_VERSION), to check the .so matches the bindings. */
@@ -120,6 +125,15 @@ GV_API int gv_arena_export(gv_arena *arena, int *fd);
 /* Synchronous copies, for tests and small reads: device range → host, host → device. */
 GV_API int gv_arena_read(gv_arena *arena, uint64_t offset, void *dst, uint64_t bytes);
 GV_API int gv_arena_write(gv_arena *arena, uint64_t offset, const void *src, uint64_t bytes);
+
+/* A shareable allocation another process exported (gv_arena_export), received as `fd` (which stays the
+ * caller's to close), mapped read-write for `device` as an arena of `bytes` (of the allocation's
+ * alloc_bytes): reads, writes and checksums work as on any arena; gv_arena_free unmaps it (the memory
+ * itself lives until every process that maps it has let go). */
+GV_API int gv_arena_import(int fd, uint64_t alloc_bytes, uint64_t bytes, int device, gv_arena **out);
+
+/* Closes a file descriptor (a received one the caller does not keep). */
+GV_API int gv_close_fd(int fd);
 
 /* ─── pinned host memory ────────────────────────────────────────────────────── */
 
@@ -265,6 +279,73 @@ GV_API int gv_copy_start(gv_arena *dst, gv_arena *src, uint64_t offset, uint64_t
 GV_API int gv_copy_query(gv_copy *copy, int *done);
 /* Waits for the copy, then frees it; it is gone even when the wait reports an error. */
 GV_API int gv_copy_free(gv_copy *copy);
+
+/* ─── resident models: the server's socket, and a client's ──────────────────── */
+
+/* Frames, limits and the byte layout are cuda/wire.h's. The server's side: one listening Unix socket, the
+ * connections it accepted, and a thread-safe queue of what is to be sent to each; a thread (a Bun Worker)
+ * waits in gv_ipc_wait and hands the events to the JS thread, which answers with gv_ipc_send. */
+typedef struct gv_ipc_server gv_ipc_server;
+
+/* Binds `path` (its folder must exist; the caller checks its owner and mode), mode 0600, and listens. A
+ * lock beside it (`path` + ".lock", flock, held while the server lives) tells live servers from dead ones:
+ * when another process holds it, GV_ERR_IN_USE; when nobody does, a socket file left at `path` is a dead
+ * server's and is replaced. */
+GV_API int gv_ipc_listen(const char *path, gv_ipc_server **out);
+
+/* What gv_ipc_wait reports, packed into its buffer one after another, each a 24-byte head — u32 type,
+ * u32 connection, u32 peer pid, u32 peer uid, u64 payload bytes — then the payload, zero-padded to 8. */
+enum gv_ipc_event_type {
+    GV_IPC_CONNECTED = 1,      /* a connection from this user was accepted (pid, uid from SO_PEERCRED) */
+    GV_IPC_MESSAGE = 2,        /* a whole request frame arrived: the payload is its JSON */
+    GV_IPC_CLOSED = 3,         /* the connection is gone (the peer closed it, it failed, or gv_ipc_disconnect) */
+    GV_IPC_REFUSED = 4,        /* another user's connection: answered with a PEER_REFUSED failure and closed */
+    GV_IPC_PROTOCOL_ERROR = 5, /* a bad frame (header, size, binary part or descriptors from a client):
+                                  answered with a BAD_REQUEST failure and closed; the payload says what (then CLOSED) */
+    GV_IPC_STOPPED = 6,        /* gv_ipc_stop was called: no more events */
+};
+
+/* Waits up to timeout_ms (-1: no limit) until something happens, then reports every event there is, as
+ * many whole events as fit `out` (an event larger than `out` fails with GV_ERR_PROTOCOL; a request is at
+ * most GV_WIRE_MAX_REQUEST bytes). *written = 0 after a timeout. Meanwhile it accepts connections, reads
+ * frames and sends what gv_ipc_send queued. One thread at a time may wait. */
+GV_API int gv_ipc_wait(gv_ipc_server *server, int timeout_ms, void *out, uint64_t cap, uint64_t *written);
+
+/* Queues one frame for connection `conn` and wakes the waiting thread; never blocks (any thread). The
+ * descriptors are the server's to close from here on, sent or not. A connection that is gone:
+ * GV_ERR_DISCONNECTED (the descriptors closed). */
+GV_API int gv_ipc_send(gv_ipc_server *server, uint32_t conn, const void *json, uint64_t json_bytes, const void *bin,
+                       uint64_t bin_bytes, const int *fds, uint32_t n_fds);
+
+/* Closes a connection once what is queued for it is sent (any thread); GV_IPC_CLOSED follows. */
+GV_API int gv_ipc_disconnect(gv_ipc_server *server, uint32_t conn);
+
+/* Stops taking connections and wakes the waiting thread, which gets GV_IPC_STOPPED (any thread). */
+GV_API int gv_ipc_stop(gv_ipc_server *server);
+
+/* Open connections and frames still queued, for leak checks. */
+GV_API int gv_ipc_counts(gv_ipc_server *server, uint64_t *connections, uint64_t *queued);
+
+/* Closes every connection, removes the socket file and releases the lock. Call it after gv_ipc_stop, once
+ * no thread waits in gv_ipc_wait. */
+GV_API int gv_ipc_free(gv_ipc_server *server);
+
+/* A client's side, for Bun (C programs use libgguf_vram_client, cuda/client/gguf_vram_client.h). */
+typedef struct gv_ipc_client gv_ipc_client;
+
+/* Connects to the server at `path`: GV_ERR_NO_SERVER when nothing listens there. */
+GV_API int gv_ipc_connect(const char *path, gv_ipc_client **out);
+/* Sends one request frame (JSON only, at most GV_WIRE_MAX_REQUEST bytes); blocks until it is written. */
+GV_API int gv_ipc_request(gv_ipc_client *client, const void *json, uint64_t json_bytes);
+/* Waits up to timeout_ms (0: only what has arrived; -1: no limit) for a whole frame from the server.
+ * *ready = 1 when one is there: its sizes in *json_bytes, *bin_bytes, *n_fds; take it with gv_ipc_take. */
+GV_API int gv_ipc_poll(gv_ipc_client *client, int timeout_ms, int *ready, uint64_t *json_bytes, uint64_t *bin_bytes,
+                       uint32_t *n_fds);
+/* Copies the frame gv_ipc_poll announced into json (json_bytes), bin (bin_bytes) and fds (n_fds, each the
+ * caller's to close) and drops it from the client. */
+GV_API int gv_ipc_take(gv_ipc_client *client, void *json, void *bin, int *fds);
+/* Closes the connection and frees the client (descriptors received and not taken are closed). */
+GV_API int gv_ipc_close(gv_ipc_client *client);
 
 /* ─── measurement ───────────────────────────────────────────────────────────── */
 
