@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
+import { fixtureModel, modelMetadata, modelTensors } from "../src/fixtures/models.ts";
 import { CORRUPT_CASES, fileBytes } from "../src/fixtures/corrupt.ts";
 import { encodeHeader } from "../src/gguf/writer.ts";
 import { v } from "../src/fixtures/values.ts";
@@ -18,6 +19,8 @@ const inspect = (...args: string[]) => {
 };
 
 const Scalar = z.enum(["u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64", "bool", "string"]);
+type JsonArray = { type: "array"; itemType: string; length: number; items?: JsonArray[] };
+const JsonArray: z.ZodType<JsonArray> = z.lazy(() => z.object({ type: z.literal("array"), itemType: z.union([Scalar, z.literal("array")]), length: z.number(), items: z.array(JsonArray).optional() }).strict());
 const InspectJson = z
   .object({
     file: z.string(),
@@ -25,7 +28,7 @@ const InspectJson = z
     version: z.number(),
     alignment: z.number(),
     dataOffset: z.number(),
-    metadata: z.record(z.string(), z.union([z.object({ type: Scalar, value: z.union([z.string(), z.number(), z.boolean()]) }).strict(), z.object({ type: z.literal("array"), itemType: z.union([Scalar, z.literal("array")]), length: z.number() }).strict()])),
+    metadata: z.record(z.string(), z.union([z.object({ type: Scalar, value: z.union([z.string(), z.number(), z.boolean()]) }).strict(), JsonArray])),
     shards: z.array(z.object({ file: z.string(), fileSize: z.number(), dataOffset: z.number(), tensors: z.number() }).strict()).min(1),
     tensors: z.array(z.object({ name: z.string(), type: z.string(), shape: z.array(z.number()), shard: z.number(), offset: z.number(), bytes: z.number() }).strict()),
     model: z.object({ architecture: z.string().nullable(), ok: z.boolean(), config: z.record(z.string(), z.unknown()).nullable(), tiedHead: z.boolean(), problems: z.array(z.object({ code: z.string(), message: z.string() }).passthrough()), warnings: z.array(z.string()) }),
@@ -85,4 +88,26 @@ test("usage errors: exit code 2", () => {
   expect(inspect("a.gguf", "b.gguf").code).toBe(2);
   expect(inspect("--bogus", "x.gguf").code).toBe(2);
   expect(inspect("--help").code).toBe(0);
+});
+
+test("an array of arrays (valid GGUF) is read and shown, and the model check says llama.cpp's reader refuses it", async () => {
+  const m = fixtureModel("tiny-qwen2-q4_k_m");
+  const grid = v.arrays([v.u32s(new Uint32Array([1, 2])), v.arrays([v.strings(["a"])])]);
+  const path = join(dir, "grid.gguf");
+  writeFileSync(path, fileBytes(encodeHeader({ metadata: [...(await modelMetadata(m)), { key: "test.grid", value: grid }], tensors: modelTensors(m) })));
+  const problem = "test.grid is an array of arrays, which llama.cpp's GGUF reader (gguf.cpp) refuses: llama.cpp cannot open this file (--unchecked loads it here anyway)";
+  const text = inspect(path);
+  expect([text.code, text.err]).toEqual([0, ""]);
+  expect(text.out).toMatch(/\n {2}test\.grid +array\[2\] +\[\[1, 2\], \[\["a"\]\]\]\n/);
+  expect(text.out).toContain(`✗ ${problem}`);
+  const json = inspect(path, "--json");
+  const doc = InspectJson.parse(JSON.parse(json.out));
+  expect(doc.metadata["test.grid"]).toEqual({
+    type: "array",
+    itemType: "array",
+    length: 2,
+    items: [{ type: "array", itemType: "u32", length: 2 }, { type: "array", itemType: "array", length: 1, items: [{ type: "array", itemType: "string", length: 1 }] }],
+  });
+  // The one problem: the model is otherwise whole.
+  expect(doc.model).toMatchObject({ architecture: "qwen2", ok: false, problems: [{ code: "NESTED_ARRAY", key: "test.grid", message: problem }] });
 });

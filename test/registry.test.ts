@@ -8,6 +8,11 @@ import { buildModel, ensureModelFixture } from "../src/fixtures/generate.ts";
 import { BROKEN_MODEL_CASES } from "../src/fixtures/broken-models.ts";
 import { GgmlType, ggmlTypeName, readGguf } from "../src/gguf/index.ts";
 import { fileBytes } from "../src/fixtures/corrupt.ts";
+import { v } from "../src/fixtures/values.ts";
+import { LoadError, ModelFile } from "../src/load/index.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 
 /** A fixture model written sparse: its real header, and a data section that is a hole. */
 async function headerOf(name: string) {
@@ -209,5 +214,28 @@ describe("problems name the tensor or key and the reason", () => {
       { code: "EXTRA_TENSOR", tensor: "blk.0.extra.weight", message: "blk.0.extra.weight is not part of a qwen2 model; llama.cpp refuses a file with tensors it does not use" },
     ]);
     expect(built.header.placements.length).toBe(27);
+  });
+});
+
+describe("a metadata array of arrays", () => {
+  test("is the model's one problem, naming the key and llama.cpp's reader; the loader refuses it, --unchecked loads it", async () => {
+    const m = fixtureModel("tiny-qwen2-q4_k_m");
+    const { encodeHeader } = await import("../src/gguf/writer.ts");
+    const { modelMetadata } = await import("../src/fixtures/models.ts");
+    const metadata = [...(await modelMetadata(m)), { key: "test.grid", value: v.arrays([v.u32s(new Uint32Array([1, 2])), v.arrays([])]) }];
+    const path = join(mkdtempSync(join(tmpdir(), "gguf-vram-registry-")), "grid.gguf");
+    writeFileSync(path, fileBytes(encodeHeader({ metadata, tensors: modelTensors(m) })));
+    const message = "test.grid is an array of arrays, which llama.cpp's GGUF reader (gguf.cpp) refuses: llama.cpp cannot open this file (--unchecked loads it here anyway)";
+    const check = checkModel(await readGguf(path));
+    expect(check.problems).toEqual([{ code: "NESTED_ARRAY", key: "test.grid", message }]);
+    expect(check.config?.architecture).toBe("qwen2"); // the rest of the model is checked, and whole
+
+    const e = (await ModelFile.open(path).catch((x: unknown) => x)) as LoadError;
+    expect(e).toBeInstanceOf(LoadError);
+    expect([e.code, e.message, e.exitCode]).toEqual(["INVALID_MODEL", `${path}: ${message}`, 1]);
+    // The format is valid and the tensors are the model's: --unchecked loads every one as the file has it.
+    using f = await ModelFile.open(path, { unchecked: true });
+    expect([f.unchecked, f.gguf.tensors.length, f.check.problems.map((p) => p.code)]).toEqual([true, 27, ["NESTED_ARRAY"]]);
+    rmSync(dirname(path), { recursive: true, force: true });
   });
 });

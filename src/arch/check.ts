@@ -5,7 +5,8 @@
 // its role allows, and no tensor is left over (llama.cpp refuses a file with
 // tensors it does not use). A few files llama.cpp loads and then aborts on
 // (heads that do not share key/value heads evenly, no attention at all, …)
-// are refused here up front.
+// are refused here up front, and so is a file llama.cpp cannot even open: one
+// with a metadata array of arrays (valid GGUF, which this reader reads).
 
 import { GgmlType, GGML_TYPES, ggmlTypeName, type GgufFile } from "../gguf/index.ts";
 import { readConfig, type ModelConfig } from "./config.ts";
@@ -39,7 +40,7 @@ const LAYER = /^blk\.(\d+)\./;
 const LISTED = 4;
 
 /** A file's tensors and metadata as the check sees them (a split set's, merged). */
-export type CheckedFile = Pick<GgufFile, "get" | "tensor" | "tensors">;
+export type CheckedFile = Pick<GgufFile, "get" | "tensor" | "tensors" | "metadata">;
 
 export function checkModel(gguf: CheckedFile): ModelCheck {
   const problems: ModelProblem[] = [];
@@ -48,6 +49,7 @@ export function checkModel(gguf: CheckedFile): ModelCheck {
     architecture, family, config, tiedHead, expected, problems, warnings, ok: problems.length === 0,
   });
 
+  checkNestedArrays(gguf, problems);
   const archValue = gguf.get("general.architecture");
   if (!archValue) {
     problems.push({ code: "MISSING_KEY", key: "general.architecture", message: "the metadata has no general.architecture, so the model family is unknown" });
@@ -103,6 +105,18 @@ export function checkModel(gguf: CheckedFile): ModelCheck {
   }
   const tied = family.output === "tied" || (family.output === "optional" && !gguf.tensor("output.weight") && gguf.tensor("token_embd.weight") !== undefined);
   return done(arch, family, config, expected, tied);
+}
+
+/**
+ * ggml's gguf.cpp reads an array's item type and refuses GGUF_TYPE_ARRAY there
+ * ("key '…' has invalid GGUF type 9"), so llama.cpp fails to open the file,
+ * whatever the key. The spec allows the nesting, and gguf-py reads it.
+ */
+function checkNestedArrays(gguf: CheckedFile, problems: ModelProblem[]): void {
+  for (const [key, value] of gguf.metadata) {
+    if (value.type !== "array" || value.itemType !== "array") continue;
+    problems.push({ code: "NESTED_ARRAY", key, message: `${key} is an array of arrays, which llama.cpp's GGUF reader (gguf.cpp) refuses: llama.cpp cannot open this file (--unchecked loads it here anyway)` });
+  }
 }
 
 /** llama.cpp's rule: each expected dimension equal, any further dimensions of the file's 1. */

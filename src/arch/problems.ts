@@ -9,7 +9,8 @@ export type ModelProblemCode =
   | "BAD_SHAPE"
   | "BAD_TYPE" // a ggml type not allowed for the tensor's role
   | "EXTRA_TENSOR" // a tensor the architecture does not use (llama.cpp refuses the file)
-  | "LAYER_COUNT_MISMATCH";
+  | "LAYER_COUNT_MISMATCH"
+  | "NESTED_ARRAY"; // a metadata array of arrays: valid GGUF, refused by llama.cpp's GGUF reader
 
 export interface ModelProblem {
   readonly code: ModelProblemCode;

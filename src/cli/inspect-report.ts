@@ -2,13 +2,15 @@
 // rendering of the same facts.
 
 import type { ModelCheck } from "../arch/index.ts";
-import { describeValue, ggmlTypeName, shortestF32, type GgufFile, type GgufValue, type ScalarTypeName, type ValueTypeName } from "../gguf/index.ts";
+import { describeValue, ggmlTypeName, shortestF32, type GgufArray, type GgufFile, type GgufValue, type ScalarTypeName, type ValueTypeName } from "../gguf/index.ts";
 import { bold, dim, green, humanBytes, MiB, red, table, thousands, yellow } from "./format.ts";
 
 // ─── JSON ─────────────────────────────────────────────────────────────────────
 
 type JsonScalar = string | number | boolean;
-export type JsonValue = { type: ScalarTypeName; value: JsonScalar } | { type: "array"; itemType: ValueTypeName; length: number };
+/** An array shows its item type and length; an array of arrays, each of its arrays the same way. */
+export type JsonArray = { type: "array"; itemType: ValueTypeName; length: number; items?: JsonArray[] };
+export type JsonValue = { type: ScalarTypeName; value: JsonScalar } | JsonArray;
 
 export interface InspectJson {
   file: string;
@@ -37,10 +39,15 @@ function jsonNumber(v: number | bigint): number | string {
 }
 
 export function jsonValue(v: GgufValue): JsonValue {
-  if (v.type === "array") return { type: "array", itemType: v.itemType, length: v.length };
+  if (v.type === "array") return jsonArray(v);
   if (v.type === "string" || v.type === "bool") return { type: v.type, value: v.value };
   if (v.type === "f32") return { type: v.type, value: jsonNumber(shortestF32(v.value)) };
   return { type: v.type, value: jsonNumber(v.value) };
+}
+
+function jsonArray(a: GgufArray): JsonArray {
+  if (a.itemType !== "array") return { type: "array", itemType: a.itemType, length: a.length };
+  return { type: "array", itemType: "array", length: a.length, items: a.items.map(jsonArray) };
 }
 
 export function inspectJson(file: string, g: GgufFile, check: ModelCheck): InspectJson {
@@ -118,6 +125,5 @@ export function modelLines(check: ModelCheck): string[] {
 }
 
 function fullValue(v: GgufValue): string {
-  if (v.type !== "array") return describeValue(v, Number.MAX_SAFE_INTEGER);
-  return describeValue(v, v.length);
+  return describeValue(v, Number.MAX_SAFE_INTEGER);
 }
