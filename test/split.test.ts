@@ -135,6 +135,19 @@ describe("a broken split set is refused, naming what is wrong", () => {
     });
   }
 
+  for (const key of ["split.no", "split.count", "split.tensors.count"]) {
+    test(`a later file without ${key}, which gguf-split writes into every file`, async () => {
+      const e = await refusal((specs) => {
+        const m = specs[2]!.metadata;
+        m.splice(m.findIndex((x) => x.key === key), 1);
+      });
+      expect(e.code).toBe("CORRUPT_FILE");
+      expect(e.message).toContain(`tiny-qwen3-q4_k_m-00003-of-00003.gguf has no ${key}, which every file of a split set carries`);
+      // The hint promises what the checks find (files that disagree), not that a mix of models is always caught.
+      expect(e.hint).toBe("the files do not agree as one set written by gguf-split: fetch every file of the set again, or split the model again");
+    });
+  }
+
   test("the model inside a valid set is still checked by the registry", async () => {
     const e = await refusal((specs) => {
       const t = specs[2]!.tensors;

@@ -2,10 +2,12 @@
 // … each a complete GGUF file with its own header and data section. The first
 // holds the model's metadata (and may hold no tensor); every shard carries
 // split.no (u16, from 0), split.count (u16) and split.tensors.count (i32, the
-// whole model's). This module names the files of a set and merges the parsed
-// shards into one model, checking them more strictly than llama.cpp does: every
-// shard present and numbered as its name says, the counts the same in every
-// shard, the tensor total right, no tensor twice.
+// whole model's), as gguf-split writes them into each file it makes. This module
+// names the files of a set and merges the parsed shards into one model, checking
+// them more strictly than llama.cpp does: every shard present, carrying all
+// three keys and numbered as its name says, the counts the same in every shard,
+// the tensor total right, no tensor twice. (Files of two sets that agree on all
+// of that pass: nothing in a shard names the model it came from.)
 
 import { basename } from "node:path";
 import { GgufError } from "./errors.ts";
@@ -45,7 +47,10 @@ export function splitCount(g: GgufFile): number {
   return v.value > 1 ? v.value : 0;
 }
 
-function splitError(path: string | null, problem: string, hint = "the split set is damaged or mixed from different models: download or split it again"): GgufError {
+/** What the checks find: files that do not agree as one set. They cannot tell a set that agrees from another model's. */
+const SPLIT_HINT = "the files do not agree as one set written by gguf-split: fetch every file of the set again, or split the model again";
+
+function splitError(path: string | null, problem: string, hint = SPLIT_HINT): GgufError {
   const e = new GgufError("BAD_SPLIT", problem, -1, hint);
   e.file = path;
   return e;
@@ -75,7 +80,7 @@ export function mergeShards(shards: readonly GgufFile[]): GgufFile {
     if (no !== i) throw splitError(g.path, `${name} says it is shard ${no + 1} (split.no ${no}), but its name makes it shard ${i + 1}`);
     const n = shardKey(g, SPLIT_KEYS.count, "u16");
     if (n !== count) throw splitError(g.path, `${name} says the set has ${n} files (split.count); the first file says ${count}`);
-    if (g.get(SPLIT_KEYS.tensors) !== undefined && shardKey(g, SPLIT_KEYS.tensors, "i32") !== shardKey(first, SPLIT_KEYS.tensors, "i32")) {
+    if (shardKey(g, SPLIT_KEYS.tensors, "i32") !== shardKey(first, SPLIT_KEYS.tensors, "i32")) {
       throw splitError(g.path, `${name} and the first file disagree on the model's tensor count (split.tensors.count)`);
     }
     if (g.tensors.length === 0 && i > 0) throw splitError(g.path, `${name} holds no tensor; only the first file of a split set may be empty`);
