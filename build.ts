@@ -65,6 +65,7 @@ function buildKey(target: NativeTarget, files: string[], flags: string[], nvcc: 
   const hasher = new Bun.CryptoHasher("sha256");
   hasher.update(`${target.name}\0`);
   for (const file of files) hasher.update(`${file}\0`).update(readFileSync(join(ROOT, target.sourceDir, file))).update("\0");
+  for (const file of target.alsoHashed ?? []) hasher.update(`${file}\0`).update(readFileSync(join(ROOT, file))).update("\0");
   hasher.update(flags.join(" ")).update("\0").update(nvcc.version);
   return hasher.digest("hex");
 }

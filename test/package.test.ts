@@ -44,7 +44,7 @@ describe("the tarball", () => {
   test("holds nothing of the repository's own: no tests, fixtures, benchmarks, CI, scripts, fuzzer or build output", () => {
     const repositoryOnly = /^(test|bench|fixtures|models|scripts|node_modules|build|\.ci|\.gpu|\.git|src\/fuzz)\/|^(src\/cli\/fuzz\.ts|bun\.lock|bunfig\.toml|tsconfig\.json|\.gitignore)$/;
     expect(files.filter((f) => repositoryOnly.test(f))).toEqual([]);
-    expect(files.filter((f) => !/^(src\/.*\.ts|cuda\/[^/]+\.(cu|h)|build\.ts|package\.json|README\.md|LICENSE)$/.test(f))).toEqual([]);
+    expect(files.filter((f) => !/^(src\/.*\.ts|cuda\/.+\.(cu|c|h)|build\.ts|package\.json|README\.md|LICENSE)$/.test(f))).toEqual([]);
   });
 
   test("every module the entry points and the command reach (imports, Workers) is in it, and every package they import is a dependency", () => {

@@ -11,6 +11,8 @@ export interface NativeTarget {
   readonly compiled: readonly string[];
   /** Extensions of the files that are not compiled but change the library (headers). */
   readonly included: readonly string[];
+  /** Files outside the source folder that change it too (a shared header), relative to the package root. */
+  readonly alsoHashed?: readonly string[];
   readonly compileFlags: readonly string[];
   readonly linkFlags: readonly string[];
   /** Whether it holds GPU code: compiled for the architectures asked for (-gencode). */
