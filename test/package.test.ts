@@ -95,7 +95,7 @@ describe("the gguf-vram command", () => {
     expect(help.code).toBe(0);
     for (const command of ["load", "inspect", "fixtures", "build"]) expect(help.out).toMatch(new RegExp(`^  ${command} `, "m"));
     expect(gguf(["--version"]).out).toBe(`${manifest.version}\n`);
-  });
+  }, 30_000);
 
   test("no command, or one it does not have: usage, exit 2", () => {
     const none = gguf([]);
@@ -104,7 +104,7 @@ describe("the gguf-vram command", () => {
     const bogus = gguf(["serv"]);
     expect(bogus.code).toBe(2);
     expect(bogus.err).toBe('error: gguf-vram has no command "serv": it has load, inspect, fixtures, build (see gguf-vram --help)\n');
-  });
+  }, 30_000);
 
   test("inspect and load --dry-run print what their repository scripts print", async () => {
     const model = await ensureModelFixture("tiny-qwen2-q4_k_m");
@@ -113,7 +113,7 @@ describe("the gguf-vram command", () => {
     const load = gguf(["load", "--dry-run", "--json", "--model", model]);
     expect(load.code).toBe(0);
     expect(load.out).toBe(script("load.ts", ["--dry-run", "--json", "--model", model]));
-  });
+  }, 30_000);
 
   test("fixtures writes where it is told, and passes on its exit code", () => {
     const dir = mkdtempSync(join(scratch, "fixtures-"));
@@ -123,7 +123,7 @@ describe("the gguf-vram command", () => {
     const unknown = gguf(["fixtures", "no-such-model"]);
     expect(unknown.code).toBe(2);
     expect(unknown.err).toContain("no fixture model named no-such-model");
-  });
+  }, 30_000);
 });
 
 // ─── the user's folder ────────────────────────────────────────────────────────
@@ -147,7 +147,7 @@ describe("paths resolve against the folder the user stands in", () => {
     const inspect = Bun.spawnSync([bun, "run", "inspect", path, "--json"], { cwd: sub, env: NO_GPU, stdout: "pipe" });
     expect(inspect.exitCode).toBe(0);
     expect((JSON.parse(inspect.stdout.toString()) as { file: string }).file).toBe(path);
-  });
+  }, 30_000);
 
   test("the rule: only the script's own command follows npm_config_local_prefix (bun) or INIT_CWD (npm), and only into the package", async () => {
     const { userFolder } = await import("../src/cli/user-cwd.ts");

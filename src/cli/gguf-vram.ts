@@ -23,8 +23,9 @@ const COMMANDS: Record<string, Command> = {
     synopsis: "load [file.gguf]",
     summary: "load a model into GPU memory (in a terminal, with no options, it asks which)",
     run: async () => {
-      const [{ isCI }, { loadCommand }, { realGpu }, { runMain }, { syncSink }] = await Promise.all([import("@clack/prompts"), import("./load.ts"), import("./backend.ts"), import("./main.ts"), import("./output.ts")]);
-      const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !isCI();
+      // as load.ts's own entry wires it
+      const [{ inCI, loadCommand }, { realGpu }, { runMain }, { syncSink }] = await Promise.all([import("./load.ts"), import("./backend.ts"), import("./main.ts"), import("./output.ts")]);
+      const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !inCI();
       runMain((argv, { signal }) => loadCommand(argv, { stdin: process.stdin, stdout: syncSink(1), stderr: syncSink(2), terminal: process.stdout, interactive, gpu: realGpu, signal }), { command: "gguf-vram load", graceful: true });
     },
   },
