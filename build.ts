@@ -18,7 +18,7 @@ import { availableParallelism, homedir } from "node:os";
 import { basename, join, relative } from "node:path";
 import { cachedLibraryPath, installLibrary, latestLibraryPath, makeBuildFolder, nativeCacheDir, rememberedVersionPath, writeQuietly } from "./src/build/cache.ts";
 import { NativeBuildError } from "./src/build/errors.ts";
-import { archKey, archRequest, describeArchs, findNvcc, gencodeFlags, nvccVersion, readRememberedVersion, resolveArchs, runInGroup, type NvccVersion } from "./src/build/nvcc.ts";
+import { archKey, archRequest, describeArchs, findNvcc, gencodeFlags, nvccVersion, readRememberedVersion, resolveArchs, runTool, type NvccVersion } from "./src/build/nvcc.ts";
 import { NATIVE_TARGETS, nativeTarget, type NativeTarget, type TargetName } from "./src/build/targets.ts";
 
 export { NativeBuildError } from "./src/build/errors.ts";
@@ -89,7 +89,7 @@ async function compile(target: NativeTarget, nvcc: string, files: string[], genc
   let next = 0;
   const worker = async () => {
     for (let job = jobs[next++]; job; job = jobs[next++]) {
-      const result = await runInGroup(job.command, ROOT, temporary, signal);
+      const result = await runTool(job.command, ROOT, temporary, signal);
       if (!result.ok) failures.push(result.output || `nvcc failed on ${target.sourceDir}/${job.source}`);
       else if (result.output) warnings.push(result.output);
     }
@@ -97,7 +97,7 @@ async function compile(target: NativeTarget, nvcc: string, files: string[], genc
   await Promise.all(Array.from({ length: Math.min(cpus, jobs.length) }, worker));
   if (failures.length > 0) throw new NativeBuildError(`nvcc failed:\n${failures.join("\n")}`, `fix the sources in ${target.sourceDir}/, or report this with your nvcc version`);
 
-  const link = await runInGroup([nvcc, ...target.linkFlags, ...jobs.map((job) => job.object), "-o", output], ROOT, temporary, signal);
+  const link = await runTool([nvcc, ...target.linkFlags, ...jobs.map((job) => job.object), "-o", output], ROOT, temporary, signal);
   if (!link.ok) throw new NativeBuildError(`linking ${target.name} failed:\n${link.output}`, "check that the CUDA toolkit has libcudart_static.a");
   if (link.output) warnings.push(link.output);
   return warnings.join("\n");

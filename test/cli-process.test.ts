@@ -4,7 +4,7 @@
 // missing GPU is one line, and `bun run` adds no line of its own.
 
 import { beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
@@ -18,6 +18,18 @@ const NO_GPU = { ...process.env, CUDA_VISIBLE_DEVICES: "", NO_COLOR: "1" };
 function throughSlowPipe(command: string, env: Record<string, string | undefined> = NO_GPU) {
   const p = Bun.spawnSync(["sh", "-c", `${command} | (sleep 0.5; cat)`], { cwd: ROOT, env, stdout: "pipe", stderr: "pipe" });
   return { out: p.stdout.toString(), err: p.stderr.toString() };
+}
+
+/** The command lines of the running processes that name `path`. */
+function processesNaming(path: string): string[] {
+  const lines = readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).map((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    } catch {
+      return ""; // ended while we looked
+    }
+  });
+  return lines.filter((line) => line.includes(path));
 }
 
 /** Starts `argv`, waits until its stderr shows `text`, sends SIGINT, and returns the exit code and output. */
@@ -101,6 +113,7 @@ describe("Ctrl-C", () => {
     expect(await new Response(child.stderr).text()).toContain("cancelled");
     expect(readdirSync(cache)).toEqual(["nvcc-version.json"]);
     expect(readdirSync(userTmp)).toEqual([]);
+    expect(processesNaming(cache)).toEqual([]); // nvcc, cicc, ptxas, the host compiler: all stopped
     rmSync(copy, { recursive: true, force: true });
   }, 60_000);
 });

@@ -1,7 +1,7 @@
 // nvcc: where it is, which version it is, the GPU architectures to compile for,
 // and running it so that a cancel stops every process it started.
 
-import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { cancelledBuild, NativeBuildError, NVCC_INSTALL_HINT } from "./errors.ts";
@@ -139,31 +139,56 @@ export function describeArchs(archs: Archs): string {
 
 // ─── running it ───────────────────────────────────────────────────────────────
 
-/** Process groups of the commands running now, killed when the process exits mid-build. */
+/** The commands running now, killed with what they started when the process exits mid-build. */
 const running = new Set<number>();
 process.on("exit", () => {
-  for (const group of running) killGroup(group);
+  for (const pid of running) killTree(pid);
 });
 
-function killGroup(group: number): void {
-  try {
-    process.kill(-group, "SIGKILL");
-  } catch {
-    // already gone
+/**
+ * Kills `pid` and every process it started (nvcc runs cicc, ptxas and the host
+ * compiler), found through /proc. They stay in this process group, so a Ctrl-C
+ * at the terminal reaches them all too, also when this process has no handler.
+ */
+function killTree(pid: number): void {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // it ended while we looked
+    }
+  }
+  const tree: number[] = [];
+  for (const queue = [pid]; queue.length > 0; ) {
+    const next = queue.pop()!;
+    tree.push(next);
+    queue.push(...(children.get(next) ?? []));
+  }
+  for (const member of tree) {
+    try {
+      process.kill(member, "SIGKILL");
+    } catch {
+      // already gone
+    }
   }
 }
 
 /**
- * Runs `command` in `cwd` in a process group of its own, with `temporary` as its
- * TMPDIR (nvcc and the host compiler write their intermediate files there); a
- * cancel kills the whole group, not only nvcc. Returns its output.
+ * Runs `command` in `cwd` with `temporary` as its TMPDIR (nvcc and the host
+ * compiler write their intermediate files there); a cancel kills it and every
+ * process it started. Returns its output.
  */
-export async function runInGroup(command: string[], cwd: string, temporary: string, signal?: AbortSignal): Promise<{ ok: boolean; output: string }> {
+export async function runTool(command: string[], cwd: string, temporary: string, signal?: AbortSignal): Promise<{ ok: boolean; output: string }> {
   if (signal?.aborted) throw cancelledBuild();
   const env = { ...process.env, TMPDIR: temporary, TMP: temporary, TEMP: temporary };
-  const child = Bun.spawn(command, { cwd, env, stdout: "pipe", stderr: "pipe", detached: true });
+  const child = Bun.spawn(command, { cwd, env, stdout: "pipe", stderr: "pipe" });
   running.add(child.pid);
-  const kill = () => killGroup(child.pid);
+  const kill = () => killTree(child.pid);
   signal?.addEventListener("abort", kill);
   try {
     const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
