@@ -9,6 +9,7 @@ import { BROKEN_MODEL_CASES } from "../fixtures/broken-models.ts";
 import { CORRUPT_CASES } from "../fixtures/corrupt.ts";
 import { ensureModelFixture, fixturesDir } from "../fixtures/generate.ts";
 import { FIXTURE_MODELS } from "../fixtures/models.ts";
+import { fixtureWriteError } from "../fixtures/write-errors.ts";
 import { qwenTokenizer } from "../fixtures/tokenizer.ts";
 import { boolFlag, parseFlags, splitArgs, UsageError } from "./args.ts";
 import { bold, dim, humanBytes, ms, table } from "./format.ts";
@@ -53,9 +54,16 @@ async function main(argv: readonly string[], { signal }: MainContext): Promise<n
   }
   if (args.positionals.length === 0) {
     const corruptDir = join(dir, "corrupt");
-    mkdirSync(corruptDir, { recursive: true });
-    for (const c of CORRUPT_CASES) writeFileSync(join(corruptDir, `${c.name}.gguf`), c.bytes());
-    for (const c of BROKEN_MODEL_CASES) writeFileSync(join(corruptDir, `model-${c.name}.gguf`), await c.bytes());
+    const write = (path: string, bytes: Uint8Array) => {
+      try {
+        mkdirSync(corruptDir, { recursive: true });
+        writeFileSync(path, bytes);
+      } catch (e) {
+        throw fixtureWriteError(e, path, bytes.length) ?? e;
+      }
+    };
+    for (const c of CORRUPT_CASES) write(join(corruptDir, `${c.name}.gguf`), c.bytes());
+    for (const c of BROKEN_MODEL_CASES) write(join(corruptDir, `model-${c.name}.gguf`), await c.bytes());
     console.log(`wrote ${CORRUPT_CASES.length + BROKEN_MODEL_CASES.length} corrupt files to ${corruptDir}`);
   }
   return 0;
