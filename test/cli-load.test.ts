@@ -3,25 +3,26 @@
 // device here; test/gpu-cli.test.ts runs the same command on a real one.
 
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { loadCommand } from "../src/cli/load.ts";
+import { inCI, loadCommand } from "../src/cli/load.ts";
 import { runInteractive } from "../src/cli/load-interactive.ts";
 import { describeError } from "../src/cli/main.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { LoadJsonSchema } from "./cli-load-json.ts";
 import { FakeGpu, fakeDevice } from "./support/fake-gpu.ts";
+import { tempDirs } from "./support/temp.ts";
 import { KEY, Terminal } from "./support/terminal.ts";
 
 const GiB = 1024 ** 3;
+const tempDir = tempDirs();
 let dir = "";
 let tiny = "";
 let llama = "";
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "gguf-vram-cli-"));
+  dir = tempDir("gguf-vram-cli-");
   mkdirSync(join(dir, "models"));
   tiny = join(dir, "models", "tiny-qwen2-q4_k_m.gguf");
   llama = join(dir, "models", "tiny-llama-mixed.gguf");
@@ -111,7 +112,7 @@ describe("interactive", () => {
   });
 
   test("with no model found it offers the synthetic one", async () => {
-    const empty = mkdtempSync(join(tmpdir(), "gguf-vram-empty-"));
+    const empty = tempDir("gguf-vram-empty-");
     const gpu = new FakeGpu();
     const { term, done } = interactive(gpu, [{ dir: empty, label: "." }]);
     await term.waitFor("No GGUF model found");
@@ -120,7 +121,17 @@ describe("interactive", () => {
     await term.waitFor("Which GPU?");
     term.press(KEY.ctrlC);
     expect(await done).toBe(130);
-    expect(term.screen).toContain("qwen2.5-0.5b-instruct-q4_k_m.gguf");
+    // It was there already (the tests' fixtures folder is not among these places): reused, not written.
+    expect(term.flat).toMatch(/Using \S*qwen2\.5-0\.5b-instruct-q4_k_m\.gguf/);
+    expect(term.screen).not.toContain("Wrote");
+  });
+
+  test("two model paths are the same usage error (exit 2) as without prompts", async () => {
+    const term = new Terminal();
+    const gpu = new FakeGpu();
+    const e = await loadCommand([tiny, llama], { stdin: term.input, stdout: new PassThrough(), stderr: new PassThrough(), terminal: term.output, interactive: true, gpu, signal: new AbortController().signal }).catch((err: unknown) => err);
+    expect(describeError(e, false, "bun run load")).toEqual({ line: "error: give one model: a path, or --model (see bun run load --help)", exitCode: 2 });
+    expect(gpu.loads).toHaveLength(0);
   });
 
   test("a path on the command line is the model: no \"Which model?\"", async () => {
@@ -145,7 +156,7 @@ describe("interactive", () => {
   });
 
   test("no model found: it says where it looked and how to add one; No to the synthetic model is a choice (exit 0)", async () => {
-    const empty = mkdtempSync(join(tmpdir(), "gguf-vram-none-"));
+    const empty = tempDir("gguf-vram-none-");
     const gpu = new FakeGpu();
     const { term, done } = interactive(gpu, [{ dir: empty, label: "./models" }, { dir: empty, label: "~/.cache/llama.cpp" }]);
     await term.waitFor("random weights, about 491 MB");
@@ -333,6 +344,11 @@ describe("flags (never prompts)", () => {
     expect(r.out).toContain("--dry-run");
     expect(r.out).toContain("exit codes");
   });
+});
+
+test("CI: $CI set to anything but empty, 0 or false (any case) — then nothing prompts", () => {
+  for (const value of [undefined, "", "0", "false", "False", " FALSE "]) expect([value, inCI({ CI: value })]).toEqual([value, false]);
+  for (const value of ["1", "true", "yes", "woodpecker"]) expect([value, inCI({ CI: value })]).toEqual([value, true]);
 });
 
 test("the real command with no GPU visible: exit code 3, the dry-run plan on stdout", async () => {

@@ -1,9 +1,12 @@
 // `bun run load` on a real GPU, as a user runs it: the JSON document against
-// cudaMemGetInfo and nvidia-smi, --hold released by Enter and by Ctrl-C.
+// cudaMemGetInfo and nvidia-smi, --hold released by Enter and by Ctrl-C, and
+// Ctrl-C pressed in a real terminal during the upload's progress bar and the
+// verify.
 
 import { beforeAll, expect, test } from "bun:test";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { describeGpu, describeGpus } from "./support/gpu.ts";
+import { KEY, Pty } from "./support/pty.ts";
 
 const cli = new URL("../src/cli/load.ts", import.meta.url).pathname;
 let model = "";
@@ -41,6 +44,34 @@ describeGpu("bun run load on the GPU", () => {
     expect(await p.exited).toBe(130);
     expect(err + (await waitForText(p.stderr, "\u0000"))).toContain("cancelled: nothing was kept");
   });
+
+  test("Ctrl-C pressed at the interactive upload's progress bar (a real terminal): exit 130, the tool's line, nothing held", async () => {
+    const big = await uncachedBigModel();
+    const term = new Pty([process.execPath, cli, big], { env: terminalEnv() });
+    await term.waitFor("Which GPU?", 120_000);
+    term.press(KEY.enter);
+    await term.waitFor("Load ");
+    term.press(KEY.enter);
+    await term.waitFor("Uploading");
+    term.press(KEY.ctrlC);
+    expect(await term.exit()).toBe(130);
+    expect(term.screen).not.toContain("Uploaded "); // the key came during the upload, not after it
+    expect(term.screen).toContain("The upload was stopped");
+    expect(term.screen).toContain("cancelled: nothing was kept");
+    expect(term.screen).not.toContain("stays in VRAM");
+  }, 600_000);
+
+  test("Ctrl-C pressed during --verify (a real terminal): exit 130, the model freed, no summary", async () => {
+    const big = await uncachedBigModel();
+    const term = new Pty([process.execPath, cli, "--yes", "--verify", "--debug", "--workers", "0", "--model", big], { env: terminalEnv() });
+    await term.waitFor("[debug] verify", 300_000);
+    term.press(KEY.ctrlC);
+    expect(await term.exit(300_000)).toBe(130);
+    const after = term.screen.slice(term.screen.indexOf("[debug] verify"));
+    expect(after).toContain("cancelled: "); // after the terminal's own echo of the key (^C)
+    expect(after).not.toContain("verified");
+    expect(after).not.toContain("the ledger");
+  }, 600_000);
 
   test("--hold: Ctrl-C frees the model; exit code 130", async () => {
     const p = Bun.spawn([process.execPath, cli, "--hold", "--model", model], { stdin: "pipe", stderr: "pipe", stdout: "pipe" });
@@ -82,6 +113,25 @@ describeGpus(2, "bun run load on two GPUs", () => {
     expect(doc.vram.devices.map((v: { ledgerBytes: number }) => v.ledgerBytes)).toEqual([doc.plan.devices[0].arenaBytes, doc.plan.devices[1].arenaBytes]);
   });
 });
+
+/** A terminal session's environment: not CI (nothing would prompt), colours as a terminal has them. */
+function terminalEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env, TERM: "xterm-256color" };
+  delete env.CI;
+  return env;
+}
+
+/**
+ * Qwen2.5-7B (4.68 GB), its pages dropped from the page cache (GNU dd's
+ * nocache), so its upload reads the disk and lasts long enough for a key
+ * pressed when the progress bar appears to land during it.
+ */
+async function uncachedBigModel(): Promise<string> {
+  const path = await ensureModelFixture("qwen2.5-7b-instruct-q4_k_m");
+  Bun.spawnSync(["sync", path]);
+  Bun.spawnSync(["dd", `if=${path}`, "iflag=nocache", "count=0", "status=none"]);
+  return path;
+}
 
 /** Reads `stream` until `text` has been seen (or to its end), and returns what it read. */
 async function waitForText(stream: ReadableStream<Uint8Array>, text: string): Promise<string> {

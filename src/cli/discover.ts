@@ -5,6 +5,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readSync, realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { fixturesDir } from "../fixtures/generate.ts";
 import { readGguf, readModelFiles, splitName, ggmlTypeName } from "../gguf/index.ts";
 
 export interface Candidate {
@@ -37,10 +38,18 @@ export interface SearchPlace {
   readonly anyName?: boolean;
 }
 
-export function defaultPlaces(cwd = process.cwd(), home = homedir()): SearchPlace[] {
+/**
+ * Where the interactive load looks. The fixtures folder is where the synthetic
+ * model is written (GGUF_VRAM_FIXTURES, else the project's ./fixtures), so a
+ * model written once is found again from any folder.
+ */
+export function defaultPlaces(cwd = process.cwd(), home = homedir(), fixtures = fixturesDir(), env: Record<string, string | undefined> = process.env): SearchPlace[] {
+  const local = join(cwd, "fixtures");
+  const fixturesLabel = env.GGUF_VRAM_FIXTURES ? "$GGUF_VRAM_FIXTURES" : resolve(fixtures) === local ? "./fixtures" : fixtures;
   return [
     { dir: join(cwd, "models"), label: "./models" },
-    { dir: join(cwd, "fixtures"), label: "./fixtures" },
+    { dir: fixtures, label: fixturesLabel },
+    ...(resolve(fixtures) === local ? [] : [{ dir: local, label: "./fixtures" }]),
     { dir: cwd, label: "." },
     { dir: join(home, ".cache", "llama.cpp"), label: "~/.cache/llama.cpp" },
     { dir: join(home, ".cache", "huggingface", "hub"), label: "~/.cache/huggingface/hub", recursive: true },
@@ -122,8 +131,11 @@ function oneFilePerSet(files: { path: string; where: string }[]): { path: string
   return [...out, ...[...first.values()].map(({ path, where }) => ({ path, where }))];
 }
 
-/** Every GGUF file in `places` and `paths`, each once (by real path), described. */
-export async function discoverModels(paths: readonly string[] = [], places: readonly SearchPlace[] = defaultPlaces()): Promise<Candidate[]> {
+/** Headers read at once; between batches the search notices a Ctrl-C. */
+const DESCRIBE_BATCH = 8;
+
+/** Every GGUF file in `places` and `paths`, each once (by real path), described; `signal` ends the search early. */
+export async function discoverModels(paths: readonly string[] = [], places: readonly SearchPlace[] = defaultPlaces(), signal?: AbortSignal): Promise<Candidate[]> {
   const seen = new Set<string>();
   const found: { path: string; where: string }[] = [];
   const add = (path: string, where: string) => {
@@ -139,5 +151,10 @@ export async function discoverModels(paths: readonly string[] = [], places: read
   };
   for (const p of paths) if (existsSync(p)) add(resolve(p), "argument");
   for (const place of places) for (const f of listFiles(place)) add(f, place.label);
-  return Promise.all(oneFilePerSet(found).map((f) => describeFile(f.path, f.where)));
+  const files = oneFilePerSet(found);
+  const described: Candidate[] = [];
+  for (let i = 0; i < files.length && !signal?.aborted; i += DESCRIBE_BATCH) {
+    described.push(...(await Promise.all(files.slice(i, i + DESCRIBE_BATCH).map((f) => describeFile(f.path, f.where)))));
+  }
+  return described;
 }

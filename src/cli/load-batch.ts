@@ -8,7 +8,7 @@ import { dim, humanBytes, red, yellow } from "./format.ts";
 import { loadJson } from "./load-json.ts";
 import { fitLines, gpusText, planLines, type Planned } from "./load-report.ts";
 import { progressText, summaryLines } from "./load-summary.ts";
-import { DEFAULT_MODEL_ABOUT, defaultModelPath, devicesOrNull, ensureDefaultModel, pickDevices, placementOptions, planFile, planFor, waitForEnter, type Target } from "./load-steps.ts";
+import { cancelledAfterLoad, DEFAULT_MODEL_ABOUT, defaultModelPath, devicesOrNull, ensureDefaultModel, pickDevices, placementOptions, planFile, planFor, waitForEnter, type Target } from "./load-steps.ts";
 import { EXIT } from "./main.ts";
 
 export interface LoadFlags {
@@ -41,7 +41,12 @@ export interface Io {
 }
 
 export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promise<number> {
-  const path = flags.model ?? (await ensureDefaultModel(io.signal, (p) => io.err(dim(`creating ${DEFAULT_MODEL_ABOUT} at ${p}…`))));
+  const path =
+    flags.model ??
+    (await ensureDefaultModel(io.signal, {
+      onCreate: (p) => io.err(dim(`creating ${DEFAULT_MODEL_ABOUT} at ${p}…`)),
+      onWait: (holder) => io.err(dim(`waiting for ${holder}, which is writing ${defaultModelPath()}…`)),
+    }));
   if (!flags.model) io.err(dim(`no --model given: loading ${defaultModelPath()}`));
   const planned = await planFile(path, { unchecked: flags.unchecked });
   try {
@@ -80,6 +85,7 @@ async function planAndLoad(parsed: Planned, flags: LoadFlags, gpu: GpuBackend, i
   const onPhase = flags.debug ? (phase: string) => io.err(dim(`[debug] ${phase}`)) : undefined;
   const options: LoadOptions = { ...placementOptions(planned.placement), verify: flags.verify, workers: flags.workers, signal: io.signal, onPhase };
   const loaded = await loadWithProgress(gpu, planned, options, io, !flags.json);
+  cancelledAfterLoad(loaded, io.signal);
   try {
     const smi = gpu.nvidiaSmiBytes(devices);
     if (flags.json) io.out(JSON.stringify(loadJson(planned, used, loaded, smi, flags.verify ?? false), null, 2));

@@ -4,15 +4,17 @@
 
 import { existsSync } from "node:fs";
 import type { Readable, Writable } from "node:stream";
-import { cancel, confirm, intro, isCancel, log, note, outro, progress, select, spinner } from "@clack/prompts";
+import { cancel, confirm, intro, isCancel, log, note, outro, select } from "@clack/prompts";
 import { relative } from "node:path";
 import type { DeviceInfo } from "../cuda/index.ts";
+import { FixtureWriteError } from "../fixtures/write-errors.ts";
 import { LoadError, toLoadError } from "../load/index.ts";
+import { progressBar, spinner, type ActivityUi } from "./activity.ts";
 import type { GpuBackend, LoadedModel } from "./backend.ts";
 import { defaultPlaces, discoverModels, type Candidate, type SearchPlace } from "./discover.ts";
 import { fitLines, fitsLine, gpusText, planLines, type Planned } from "./load-report.ts";
 import { perDeviceText, summaryLines } from "./load-summary.ts";
-import { DEFAULT_MODEL_ABOUT, devicesOrNull, ensureDefaultModel, placementOptions, planFile, planFor, waitForEnter, type Target } from "./load-steps.ts";
+import { cancelledAfterLoad, DEFAULT_MODEL_ABOUT, defaultModelPath, devicesOrNull, ensureDefaultModel, placementOptions, planFile, planFor, waitForEnter, type Target } from "./load-steps.ts";
 import { chooseSeveral, type Ui } from "./load-several.ts";
 import { humanBytes, mib } from "./format.ts";
 import { EXIT } from "./main.ts";
@@ -22,6 +24,11 @@ export interface InteractiveIo {
   readonly output: Writable;
   /** Aborted on Ctrl-C outside a prompt (during the upload, or while holding). */
   readonly signal: AbortSignal;
+  /**
+   * What Ctrl-C at a spinner or the progress bar does: they read the keys
+   * themselves, so the terminal sends no SIGINT (default: raise one).
+   */
+  readonly interrupt?: () => void;
   /** Where to look for models (default: ./models, ./fixtures, ., and the caches). */
   readonly places?: readonly SearchPlace[];
 }
@@ -38,16 +45,17 @@ function answer<T>(value: T): Exclude<T, symbol> {
 }
 
 export async function runInteractive(paths: readonly string[], gpu: GpuBackend, io: InteractiveIo): Promise<number> {
-  const ui = { input: io.input, output: io.output };
+  const ui = { input: io.input, output: io.output, interrupt: io.interrupt };
   intro("gguf-vram — load a GGUF model into GPU memory", ui);
   let planned: Planned | null = null;
   try {
     const path = await chooseModel(paths, io, ui);
     planned = await planFile(path);
     const { devices, error } = await devicesOrNull(gpu, io.signal, (text) => {
-      const s = spinner({ ...ui, cancelMessage: "Cancelled: the build stopped, nothing was kept" });
+      const s = spinner(ui);
       s.start(`${text[0]!.toUpperCase()}${text.slice(1)}`);
-      return { done: () => s.stop("Built the CUDA library") };
+      const end = { built: () => s.stop("Built the CUDA library"), cancelled: () => s.cancel("The build was stopped; nothing was kept"), failed: () => s.error("The build failed") };
+      return { done: (outcome) => end[outcome]() };
     });
     if (!devices) {
       log.error(`${error!.message}\n${error!.hint}`, ui);
@@ -88,7 +96,7 @@ export async function runInteractive(paths: readonly string[], gpu: GpuBackend, 
       cancel("cancelled: nothing is held", ui);
       return EXIT.cancelled;
     }
-    const err = toLoadError(e);
+    const err = e instanceof FixtureWriteError ? e : toLoadError(e);
     if (err.code === "CANCELLED") {
       cancel(`cancelled: ${err.hint}`, ui);
       return EXIT.cancelled;
@@ -129,8 +137,7 @@ function confirmation(p: Planned): string {
 }
 
 /** A path given on the command line is the model (it must exist); otherwise the user picks from what is found. */
-async function chooseModel(paths: readonly string[], io: InteractiveIo, ui: Ui): Promise<string> {
-  if (paths.length > 1) throw new LoadError("FILE_NOT_FOUND", "give one model path, not several", "bun run load path/to/model.gguf");
+async function chooseModel(paths: readonly string[], io: InteractiveIo, ui: ActivityUi): Promise<string> {
   if (paths.length === 1) {
     const given = paths[0]!;
     if (!existsSync(given)) throw new LoadError("FILE_NOT_FOUND", `${given} does not exist`, "check the path; `bun run load` with no path lists the models it finds");
@@ -139,7 +146,11 @@ async function chooseModel(paths: readonly string[], io: InteractiveIo, ui: Ui):
   const places = io.places ?? defaultPlaces();
   const s = spinner(ui);
   s.start("Looking for GGUF models");
-  const found = await discoverModels([], places);
+  const found = await discoverModels([], places, io.signal);
+  if (io.signal.aborted) {
+    s.cancel("Stopped looking for models");
+    throw new Cancelled();
+  }
   const usable = found.filter((c) => !c.problem);
   const broken = found.length - usable.length;
   s.stop(
@@ -147,22 +158,34 @@ async function chooseModel(paths: readonly string[], io: InteractiveIo, ui: Ui):
       ? `No GGUF model found in ${places.map((p) => p.label).join(", ")}${broken > 0 ? ` (${broken} file${broken === 1 ? " does" : "s do"} not parse)` : ""}`
       : `Found ${usable.length} model${usable.length === 1 ? "" : "s"}${broken > 0 ? ` (and ${broken} file${broken === 1 ? " that does" : "s that do"} not parse)` : ""}`,
   );
-  if (usable.length === 0) {
-    log.info("To load your own model, put its .gguf file in ./models, or give its path: bun run load path/to/model.gguf", ui);
-    const create = answer(await confirm({ ...ui, message: `Create ${DEFAULT_MODEL_ABOUT}, so there is something to load?` }));
-    if (!create) throw new NothingToLoad();
-    const w = spinner({ ...ui, cancelMessage: "Cancelled: the partial file is removed" });
-    w.start("Writing the synthetic model");
-    try {
-      const path = await ensureDefaultModel(io.signal);
-      w.stop(`Wrote ${relative(process.cwd(), path)}`);
-      return path;
-    } catch (e) {
-      w.error("Writing the synthetic model stopped; the partial file was removed");
-      throw e;
-    }
-  }
+  if (usable.length === 0) return createDefaultModel(io, ui);
   return answer(await select({ ...ui, message: "Which model?", options: found.map(option), maxItems: 12 }));
+}
+
+/** Offers the synthetic model, and writes it (or reuses it, when it is already there). */
+async function createDefaultModel(io: InteractiveIo, ui: ActivityUi): Promise<string> {
+  log.info("To load your own model, put its .gguf file in ./models, or give its path: bun run load path/to/model.gguf", ui);
+  const where = shortPath(defaultModelPath());
+  const create = answer(await confirm({ ...ui, message: `Create ${DEFAULT_MODEL_ABOUT} as ${where}, so there is something to load?` }));
+  if (!create) throw new NothingToLoad();
+  const w = spinner(ui);
+  w.start("Writing the synthetic model");
+  let wrote = false;
+  try {
+    const path = await ensureDefaultModel(io.signal, { onCreate: () => (wrote = true), onWait: (holder) => w.message(`Waiting for ${holder}, which is writing ${where}`) });
+    w.stop(`${wrote ? "Wrote" : "Using"} ${shortPath(path)}`);
+    return path;
+  } catch (e) {
+    if (io.signal.aborted) w.cancel("Writing the synthetic model stopped; the partial file was removed");
+    else w.error("Writing the synthetic model failed");
+    throw e;
+  }
+}
+
+/** A path relative to the current folder when it is inside it, else as it is. */
+function shortPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel && !rel.startsWith("..") ? rel : path;
 }
 
 function option(c: Candidate) {
@@ -171,9 +194,9 @@ function option(c: Candidate) {
   return { value: c.path, label, hint: `${humanBytes(c.size)}${c.files > 1 ? ` in ${c.files} files` : ""} · ${c.architecture ?? "?"} · ${c.quantization ?? "?"} · ${c.tensors} tensors · ${c.where}` };
 }
 
-async function upload(gpu: GpuBackend, planned: Planned, io: InteractiveIo, ui: Ui): Promise<LoadedModel> {
+async function upload(gpu: GpuBackend, planned: Planned, io: InteractiveIo, ui: ActivityUi): Promise<LoadedModel> {
   const total = planned.plan.uploadBytes;
-  const bar = progress({ ...ui, max: total, style: "heavy" });
+  const bar = progressBar(ui, total);
   bar.start(`Uploading ${humanBytes(total)}`);
   const t0 = performance.now();
   let shown = 0;
@@ -187,10 +210,13 @@ async function upload(gpu: GpuBackend, planned: Planned, io: InteractiveIo, ui: 
         shown = done;
       },
     });
+    cancelledAfterLoad(loaded, io.signal);
     bar.stop(`Uploaded ${humanBytes(total)} in ${loaded.report.timings.upload.toFixed(1)} ms`);
     return loaded;
   } catch (e) {
-    bar.error("The upload failed");
-    throw e instanceof LoadError ? e : toLoadError(e);
+    const err = e instanceof LoadError ? e : toLoadError(e);
+    if (err.code === "CANCELLED") bar.cancel("The upload was stopped");
+    else bar.error("The upload failed");
+    throw err;
   }
 }

@@ -5,8 +5,9 @@
 import type { Readable } from "node:stream";
 import type { DeviceInfo } from "../cuda/index.ts";
 import { ensureModelFixture, fixturesDir } from "../fixtures/generate.ts";
+import { FixtureWriteError } from "../fixtures/write-errors.ts";
 import { LoadError, ModelFile, planLoad, toLoadError, type LoadOptions, type Placement } from "../load/index.ts";
-import type { GpuBackend } from "./backend.ts";
+import type { GpuBackend, LoadedModel } from "./backend.ts";
 import type { Planned } from "./load-report.ts";
 
 export const DEFAULT_MODEL = "qwen2.5-0.5b-instruct-q4_k_m";
@@ -16,13 +17,34 @@ export function defaultModelPath(): string {
   return `${fixturesDir()}/${DEFAULT_MODEL}.gguf`;
 }
 
-/** The default model, written first when it is missing; Ctrl-C (`signal`) stops the writing and removes the partial file. */
-export async function ensureDefaultModel(signal: AbortSignal, onCreate?: (path: string) => void): Promise<string> {
+export interface DefaultModelEvents {
+  /** The model is missing and is being written now. */
+  readonly onCreate?: (path: string) => void;
+  /** Another process is writing it; this one waits for that ("process 1234"). */
+  readonly onWait?: (holder: string) => void;
+}
+
+/**
+ * The default model, written first when it is missing; Ctrl-C (`signal`) stops
+ * the writing and removes the partial file. A folder it cannot write, or a full
+ * disk, is the FixtureWriteError that says so.
+ */
+export async function ensureDefaultModel(signal: AbortSignal, events: DefaultModelEvents = {}): Promise<string> {
   try {
-    return await ensureModelFixture(DEFAULT_MODEL, { signal, onWrite: (path) => onCreate?.(path) });
+    return await ensureModelFixture(DEFAULT_MODEL, { signal, onWrite: (path) => events.onCreate?.(path), onWait: (_, holder) => events.onWait?.(holder) });
   } catch (e) {
-    throw toLoadError(e);
+    throw e instanceof FixtureWriteError ? e : toLoadError(e);
   }
+}
+
+/**
+ * A Ctrl-C that landed as the load finished, after its last check for one,
+ * still cancels: the model is freed and CANCELLED thrown, not a summary shown.
+ */
+export function cancelledAfterLoad(loaded: LoadedModel, signal: AbortSignal): void {
+  if (!signal.aborted) return;
+  loaded.close();
+  throw new LoadError("CANCELLED", "the load was cancelled", "the model was freed");
 }
 
 /**
@@ -80,13 +102,21 @@ export function placementOptions(placement: Placement): Pick<LoadOptions, "devic
   return { devices: placement.devices, split: placement.split };
 }
 
+/** What the build's announcement is told when the build ends: built, stopped by Ctrl-C, or failed. */
+export type BuildOutcome = "built" | "cancelled" | "failed";
+
+/** Says that a build started; `done` is called once when it ends. */
+export type SayBuild = (text: string) => { done: (outcome: BuildOutcome) => void };
+
 /** Builds the native library if needed, saying so (it takes several seconds, once). */
-async function prepareGpu(gpu: GpuBackend, signal: AbortSignal, say: (text: string) => { done: () => void }): Promise<void> {
-  let shown: { done: () => void } | null = null;
+async function prepareGpu(gpu: GpuBackend, signal: AbortSignal, say: SayBuild): Promise<void> {
+  const shown: { done?: (outcome: BuildOutcome) => void } = {};
   try {
-    await gpu.prepare((targets) => (shown = say(`building the CUDA library for ${targets} (first run only, about 10 s)`)), signal);
-  } finally {
-    (shown as { done: () => void } | null)?.done();
+    await gpu.prepare((targets) => (shown.done = say(`building the CUDA library for ${targets} (first run only, about 10 s)`).done), signal);
+    shown.done?.("built");
+  } catch (e) {
+    shown.done?.(toLoadError(e).code === "CANCELLED" ? "cancelled" : "failed");
+    throw e;
   }
 }
 
@@ -95,7 +125,7 @@ async function prepareGpu(gpu: GpuBackend, signal: AbortSignal, say: (text: stri
  * library: a dry run needs neither). Builds the library first when needed,
  * saying so through `say`; a Ctrl-C during the build is not swallowed.
  */
-export async function devicesOrNull(gpu: GpuBackend, signal: AbortSignal, say: (text: string) => { done: () => void }): Promise<{ devices: DeviceInfo[] | null; error: LoadError | null }> {
+export async function devicesOrNull(gpu: GpuBackend, signal: AbortSignal, say: SayBuild): Promise<{ devices: DeviceInfo[] | null; error: LoadError | null }> {
   try {
     await prepareGpu(gpu, signal, say);
     return { devices: await gpu.devices(), error: null };

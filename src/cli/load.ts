@@ -5,7 +5,6 @@
 // what the flags say and never prompts (load-batch.ts).
 // Exit codes: 0 ok, 1 load error, 2 usage, 3 no GPU, 4 out of VRAM, 130 cancelled.
 
-import { isCI } from "@clack/prompts";
 import { z } from "zod";
 import { realGpu, type GpuBackend } from "./backend.ts";
 import { boolFlag, deviceListFlag, intFlag, parseFlags, proportionsFlag, splitArgs, UsageError, type RawArgs } from "./args.ts";
@@ -19,10 +18,11 @@ export const LOAD_USAGE = `usage: bun run load [file.gguf…] [options]
 
   With no options in a terminal, asks which model and GPU, shows the plan,
   uploads with a progress bar, and holds the model until Enter.
-  With options, or when stdin is not a terminal, it never asks:
+  With options, when stdin is not a terminal, or in CI ($CI set, not 0 or
+  false), it never asks:
 
   --model FILE    the GGUF file (default: the synthetic Qwen2.5-0.5B model,
-                  written to ./fixtures first if missing)
+                  written to ./fixtures, or $GGUF_VRAM_FIXTURES, if missing)
   --device N      CUDA device index (default 0)
   --devices 0,1   split the model across these GPUs by layers, as llama.cpp
                   does (each GPU holds some layers and its own arena)
@@ -72,6 +72,14 @@ export interface LoadEnvironment {
   readonly interactive: boolean;
   readonly gpu: GpuBackend;
   readonly signal: AbortSignal;
+  /** What Ctrl-C at a spinner or progress bar does (default: raise SIGINT, as the terminal would). */
+  readonly interrupt?: () => void;
+}
+
+/** $CI set to anything but "", "0" or "false" (any case) means CI: nothing prompts there. */
+export function inCI(env: Record<string, string | undefined> = process.env): boolean {
+  const value = (env.CI ?? "").trim().toLowerCase();
+  return value !== "" && value !== "0" && value !== "false";
 }
 
 export function parseLoadArgs(argv: readonly string[]): { args: RawArgs; flags: z.infer<typeof Flags> } {
@@ -102,10 +110,13 @@ export async function loadCommand(argv: readonly string[], env: LoadEnvironment)
     env.stdout.write(`${LOAD_USAGE}\n`);
     return 0;
   }
-  const given = Object.keys(args.flags).filter((f) => f !== "debug");
-  if (env.interactive && given.length === 0) return runInteractive(args.positionals, env.gpu, { input: env.stdin, output: env.terminal ?? process.stdout, signal: env.signal });
-
+  // The same mistake is the same usage error (exit 2) with prompts or without.
   if (args.positionals.length > 1) throw new UsageError("give one model: a path, or --model");
+  const given = Object.keys(args.flags).filter((f) => f !== "debug");
+  if (env.interactive && given.length === 0) {
+    return runInteractive(args.positionals, env.gpu, { input: env.stdin, output: env.terminal ?? process.stdout, signal: env.signal, interrupt: env.interrupt });
+  }
+
   if (args.positionals.length === 1 && flags.model) throw new UsageError("give the model once: a path or --model, not both");
   const model = flags.model ?? args.positionals[0];
   const batch: LoadFlags = { model, target: targetOf(flags), verify: flags.verify, dryRun: flags["dry-run"], json: flags.json, hold: flags.hold, yes: flags.yes, workers: flags.workers, debug: flags.debug, unchecked: flags.unchecked };
@@ -123,6 +134,6 @@ export async function loadCommand(argv: readonly string[], env: LoadEnvironment)
 if (import.meta.main) {
   // First Ctrl-C: cancel what is under way (the load, the hold, the build, writing the default
   // model) and free what it took, exit 130; a second one exits at once.
-  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !isCI();
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true && !inCI();
   runMain((argv, { signal }) => loadCommand(argv, { stdin: process.stdin, stdout: syncSink(1), stderr: syncSink(2), terminal: process.stdout, interactive, gpu: realGpu, signal }), { command: "bun run load", graceful: true });
 }

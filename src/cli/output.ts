@@ -11,14 +11,24 @@ export interface TextSink {
   readonly isTTY?: boolean;
 }
 
+/**
+ * Descriptors whose reader has gone (`… | head -c 100`): what is still
+ * written to them is dropped, and the command ends as it would have, with its
+ * own exit code and nothing said about the pipe.
+ */
+const closedByReader = new Set<number>();
+
 /** Writes all of `text` to `fd` before returning, waiting out a full non-blocking pipe. */
 export function writeAllSync(fd: number, text: string): void {
+  if (closedByReader.has(fd)) return;
   const bytes = Buffer.from(text);
   for (let done = 0; done < bytes.length; ) {
     try {
       done += writeSync(fd, bytes, done, bytes.length - done);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "EPIPE") return void closedByReader.add(fd);
+      if (code !== "EAGAIN") throw e;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5); // the reader is behind: wait a little
     }
   }

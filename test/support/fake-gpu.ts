@@ -21,6 +21,8 @@ export class FakeGpu implements GpuBackend {
   readonly free: number[];
   /** When set, prepare() "builds" for this long (ms), watching its signal. */
   buildMs = 0;
+  /** When set, the "build" fails with this error once it has started. */
+  buildError: LoadError | null = null;
   builds = 0;
   /** Milliseconds between progress reports (a progress bar draws on a timer: make it slower to see the bar's text). */
   stepMs = 1;
@@ -42,9 +44,10 @@ export class FakeGpu implements GpuBackend {
   }
 
   async prepare(onBuild: (targets: string) => void, signal: AbortSignal): Promise<void> {
-    if (this.buildMs === 0) return;
+    if (this.buildMs === 0 && !this.buildError) return;
     this.builds++;
     onBuild("sm_90");
+    if (this.buildError) throw this.buildError;
     const t0 = performance.now();
     while (performance.now() - t0 < this.buildMs) {
       if (signal.aborted) throw new LoadError("CANCELLED", "the load was cancelled", "the native library's build was stopped; nothing was kept");
@@ -79,7 +82,7 @@ export class FakeGpu implements GpuBackend {
       const done = devices.reduce((n, d) => n + d.done, 0);
       this.progress.push({ done, total: plan.uploadBytes, devices });
       options.onProgress?.(done, plan.uploadBytes, devices);
-      await Bun.sleep(this.stepMs);
+      for (const t0 = performance.now(); performance.now() - t0 < this.stepMs && !options.signal?.aborted; ) await Bun.sleep(Math.min(2, this.stepMs));
     }
     const vram = plan.devices.map((d) => {
       const freeBefore = this.free[d.device]!;
