@@ -10,6 +10,9 @@ import { join } from "node:path";
 import { finishChecksum, hostChecksum, hostChecksumPartial, openCuda } from "../src/cuda/index.ts";
 import { checksumHere } from "../src/load/pool.ts";
 import { CHECKSUM_CHUNK, newChecksumJob, rangeSum } from "../src/load/spans.ts";
+import { tempDirs } from "./support/temp.ts";
+
+const tempDir = tempDirs(); // removed after this file's tests
 
 const M64 = (1n << 64n) - 1n;
 const GOLDEN = 0x9e3779b97f4a7c15n;
@@ -71,7 +74,7 @@ test("partial sums from 8-byte boundaries add up to the whole", () => {
 });
 
 test("file ranges checksummed in chunks and pieces equal the checksum of their bytes", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "gguf-vram-checksum-"));
+  const dir = tempDir("gguf-vram-checksum-");
   const path = join(dir, "data.bin");
   const file = bytes(CHECKSUM_CHUNK * 2 + 300_000, 11);
   writeFileSync(path, file);

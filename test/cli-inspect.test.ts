@@ -2,8 +2,7 @@
 // exit codes and one-line errors of bad files and bad usage.
 
 import { beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
@@ -11,6 +10,7 @@ import { fixtureModel, modelMetadata, modelTensors } from "../src/fixtures/model
 import { CORRUPT_CASES, fileBytes } from "../src/fixtures/corrupt.ts";
 import { encodeHeader } from "../src/gguf/writer.ts";
 import { v } from "../src/fixtures/values.ts";
+import { tempDirs } from "./support/temp.ts";
 
 const cli = new URL("../src/cli/inspect.ts", import.meta.url).pathname;
 const inspect = (...args: string[]) => {
@@ -35,9 +35,10 @@ const InspectJson = z
   })
   .strict();
 
+const tempDir = tempDirs();
 let dir = "";
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "gguf-vram-inspect-"));
+  dir = tempDir("gguf-vram-inspect-");
 });
 
 test("--json prints the documented shape, with offsets and the model check", async () => {

@@ -5,13 +5,14 @@
 
 import { beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
+import { tempDirs } from "./support/temp.ts";
 import { wideSparseModel } from "./support/wide-model.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const bun = process.execPath;
+const tempDir = tempDirs();
 const NO_GPU = { ...process.env, CUDA_VISIBLE_DEVICES: "", NO_COLOR: "1" };
 
 /** Runs `command` (a shell line) with its stdout read by a reader that starts late, as `… | jq` can. */
@@ -54,7 +55,7 @@ let wide = "";
 let wideTensors = 0;
 let qwenSparse = "";
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "gguf-vram-proc-"));
+  const dir = tempDir("gguf-vram-proc-");
   ({ path: wide, tensors: wideTensors } = await wideSparseModel(dir));
   qwenSparse = await ensureModelFixture("qwen2.5-0.5b-instruct-q4_k_m", { sparse: true });
 });
@@ -84,7 +85,7 @@ describe("output through a pipe arrives whole", () => {
 
 describe("Ctrl-C", () => {
   test("while the default model is being written: exit 130, the tool's line, no partial file", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "gguf-vram-sigint-"));
+    const dir = tempDir("gguf-vram-sigint-");
     const r = await interrupt([bun, "src/cli/load.ts", "--yes"], "creating", { ...NO_GPU, GGUF_VRAM_FIXTURES: dir });
     expect(r.code).toBe(130);
     expect(r.err).toContain("cancelled: writing the model was stopped; the partial file was removed");
@@ -93,7 +94,7 @@ describe("Ctrl-C", () => {
   }, 60_000);
 
   test("during the first build of the native library: exit 130, no objects, partial library or nvcc temporary files left", async () => {
-    const copy = mkdtempSync(join(tmpdir(), "gguf-vram-build-"));
+    const copy = tempDir("gguf-vram-build-");
     cpSync(join(ROOT, "build.ts"), join(copy, "build.ts"));
     cpSync(join(ROOT, "src", "build"), join(copy, "src", "build"), { recursive: true });
     cpSync(join(ROOT, "cuda"), join(copy, "cuda"), { recursive: true });
@@ -116,6 +117,16 @@ describe("Ctrl-C", () => {
     expect(processesNaming(cache)).toEqual([]); // nvcc, cicc, ptxas, the host compiler: all stopped
     rmSync(copy, { recursive: true, force: true });
   }, 60_000);
+});
+
+describe("nothing left behind", () => {
+  test("bun test of the suites that make temporary folders leaves none under $TMPDIR", () => {
+    const suites = ["plan", "split", "unchecked", "checksum", "cli-inspect", "real-shapes"].map((name) => `test/${name}.test.ts`);
+    const tmp = tempDir("gguf-vram-tmpdir-");
+    const p = Bun.spawnSync([bun, "test", ...suites], { cwd: ROOT, env: { ...process.env, TMPDIR: tmp }, stdout: "pipe", stderr: "pipe" });
+    expect(p.stderr.toString()).toMatch(/Ran [1-9]\d* tests across 6 files/);
+    expect(readdirSync(tmp)).toEqual([]);
+  }, 240_000);
 });
 
 describe("one line", () => {

@@ -13,6 +13,9 @@ import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { load, LoadError, type LoadErrorCode, type LoadOptions } from "../src/load/index.ts";
 import { hugeSparseModel } from "./support/huge.ts";
 import { describeGpu } from "./support/gpu.ts";
+import { tempDirs } from "./support/temp.ts";
+
+const tempDir = tempDirs(); // removed after this file's tests
 
 const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };
 const free = () => memInfo(0).freeBytes;
@@ -36,7 +39,7 @@ describeGpu("load errors leave VRAM where it was", () => {
   let baseline = 0;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "gguf-vram-errors-"));
+    dir = tempDir("gguf-vram-errors-");
     tiny = await ensureModelFixture("tiny-qwen2-q4_k_m");
     qwen = await ensureModelFixture("qwen2.5-0.5b-instruct-q4_k_m");
     // From here on the context exists and the checksum kernel is loaded.

@@ -18,6 +18,9 @@ import { v } from "../src/fixtures/values.ts";
 import { encodeHeader } from "../src/gguf/writer.ts";
 import { Loader } from "../src/load/index.ts";
 import { describeGpu } from "./support/gpu.ts";
+import { tempDirs } from "./support/temp.ts";
+
+const tempDir = tempDirs(); // removed after this file's tests
 
 /** Kept after the test: the benchmark loads it too. */
 const KEEP = new Set(["qwen2.5-7b-instruct-q4_k_m"]);
@@ -73,7 +76,7 @@ describeGpu("real-size models of every family, byte-exact in VRAM", () => {
   test("an architecture no registry knows, loaded unchecked: every tensor, byte-exact", async () => {
     const m = fixtureModel("tiny-llama-q4_k_m");
     const metadata = (await modelMetadata(m)).map((e) => (e.key === "general.architecture" ? { key: e.key, value: v.str("mamba9") } : e));
-    const path = join(mkdtempSync(join(tmpdir(), "gguf-vram-unchecked-gpu-")), "mamba9.gguf");
+    const path = join(tempDir("gguf-vram-unchecked-gpu-"), "mamba9.gguf");
     writeFileSync(path, fileBytes(encodeHeader({ metadata, tensors: modelTensors(m) })));
     const { model, report } = await (await open()).load(path, { unchecked: true, verify: true });
     try {

@@ -12,6 +12,9 @@ import { ARENA_ALIGNMENT, planLoad, uploadSpans, type LoadPlan } from "../src/lo
 import { newUploadJob } from "../src/load/spans.ts";
 import { expectExactCoverage } from "./support/coverage.ts";
 import { hugeSparseModel } from "./support/huge.ts";
+import { tempDirs } from "./support/temp.ts";
+
+const tempDir = tempDirs(); // removed after this file's tests
 
 async function planOf(name: string) {
   const g = await readGguf(await ensureModelFixture(name, { sparse: true }));
@@ -79,7 +82,7 @@ test("a tied head is token_embd's memory: an alias, no second copy", async () =>
 });
 
 test("the model larger than any GPU (test/support/huge.ts) passes the registry, so only VRAM can refuse it", async () => {
-  const g = await readGguf(await hugeSparseModel(mkdtempSync(join(tmpdir(), "gguf-vram-huge-"))));
+  const g = await readGguf(await hugeSparseModel(tempDir("gguf-vram-huge-")));
   const check = checkModel(g);
   expect(check.problems).toEqual([]);
   // token_embd and output, 256 x 2^27 F32 each: 256 GiB before the layers.

@@ -13,6 +13,9 @@ import { join } from "node:path";
 import { checkModel } from "../src/arch/index.ts";
 import { StringArray, GgmlType, readGguf } from "../src/gguf/index.ts";
 import { encodeHeader, writeGgufFile, type WriteEntry } from "../src/gguf/writer.ts";
+import { tempDirs } from "./support/temp.ts";
+
+const tempDir = tempDirs(); // removed after this file's tests
 
 type Shape = readonly number[];
 /** Tensors by name, with their shapes in GGUF (ggml) order: the contiguous dimension first. */
@@ -369,7 +372,7 @@ function fileOf(m: RealModel, dir: string, change?: { tensor: string; shape: Sha
 
 let dir = "";
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "gguf-vram-real-shapes-"));
+  dir = tempDir("gguf-vram-real-shapes-");
 });
 
 describe("the registry against published configs", () => {

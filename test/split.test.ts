@@ -15,12 +15,15 @@ import { ensureSplitFixture, type ShardSpec } from "../src/fixtures/split.ts";
 import { v } from "../src/fixtures/values.ts";
 import { ggmlTypeName } from "../src/gguf/index.ts";
 import { LoadError, ModelFile, planLoad, uploadSpans } from "../src/load/index.ts";
+import { tempDirs } from "./support/temp.ts";
+
+const tempDir = tempDirs(); // removed after this file's tests
 
 const NAME = "tiny-qwen3-q4_k_m";
 let dir = "";
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "gguf-vram-split-"));
+  dir = tempDir("gguf-vram-split-");
 });
 
 async function opened(path: string) {

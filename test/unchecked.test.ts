@@ -14,6 +14,9 @@ import { fileBytes } from "../src/fixtures/corrupt.ts";
 import { v } from "../src/fixtures/values.ts";
 import { encodeHeader } from "../src/gguf/writer.ts";
 import { LoadError, ModelFile, planLoad } from "../src/load/index.ts";
+import { tempDirs } from "./support/temp.ts";
+
+const tempDir = tempDirs(); // removed after this file's tests
 
 const ROOT = new URL("..", import.meta.url).pathname;
 let unknown = "";
@@ -23,7 +26,7 @@ beforeAll(async () => {
   const m = fixtureModel("tiny-llama-q4_k_m");
   const metadata = (await modelMetadata(m)).map((e) => (e.key === "general.architecture" ? { key: e.key, value: v.str("mamba9") } : e));
   const tensors = [...modelTensors(m), { name: "blk.0.ssm_conv1d.weight", type: 0, shape: [4, 64], norm: false }];
-  unknown = join(mkdtempSync(join(tmpdir(), "gguf-vram-unchecked-")), "mamba9.gguf");
+  unknown = join(tempDir("gguf-vram-unchecked-"), "mamba9.gguf");
   writeFileSync(unknown, fileBytes(encodeHeader({ metadata, tensors })));
 });
 
