@@ -57,7 +57,7 @@ describe("the tarball", () => {
       seen.add(file);
       if (!file.endsWith(".ts")) return;
       const code = readFileSync(file, "utf8").replace(/^#!.*/, "");
-      const workers = [...code.matchAll(/new URL\("(\.[^"]+)", import\.meta\.url\)/g)].map((m) => m[1]!);
+      const workers = [...code.matchAll(/new URL\("(\.[^"]+\.ts)", import\.meta\.url\)/g)].map((m) => m[1]!);
       for (const path of [...transpiler.scanImports(code).map((i) => i.path), ...workers]) {
         if (path.startsWith(".")) visit(resolve(dirname(file), path));
         else if (!/^(node|bun):/.test(path)) packages.add(path.startsWith("@") ? path.split("/").slice(0, 2).join("/") : path.split("/")[0]!);
