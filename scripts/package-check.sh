@@ -6,7 +6,8 @@
 #       "gguf-vram", type-checks (bun check) and runs: the first load builds the
 #       CUDA library into the user's cache, then exits 3 without a GPU (0 with one);
 #   (c) `bunx gguf-vram load --dry-run --json` and a project script running
-#       `gguf-vram load`, typed in a subfolder, read a path relative to it.
+#       `gguf-vram load`, typed in a subfolder, read a path relative to it, and
+#       a failure through bunx is one line, the command's own.
 # The installed package's folder is made read-only first and must stay as it was.
 # Prints the tarball's files and sizes; the project is removed at the end.
 set -euo pipefail
@@ -84,8 +85,15 @@ for run in "bunx gguf-vram load" "bun run load"; do
   bun -e 'const d = await Bun.file("plan.json").json(); if (d.model.path !== "here.gguf" || d.model.fileSize !== 912000) process.exit(1)' ||
     fail "$run in a subfolder did not read sub/here.gguf"
 done
+# a failure through bunx is the command's one line, with none of bun's own
+set +e
+bunx gguf-vram load --model missing.gguf >/dev/null 2>run.err
+code=$?
+set -e
+[ "$code" = 1 ] && [ "$(wc -l <run.err)" = 1 ] && grep -q '^error: missing.gguf: no such file' run.err ||
+  fail "bunx gguf-vram load of a missing file: exit $code, $(cat run.err)"
 cd ..
 
 after=$(cd "$package" && find . -printf '%p %s %T@\n' | sort)
 [ "$before" = "$after" ] || fail "something was written into the installed package's folder"
-echo "package check: passed (--help, fixtures, inspect; the README's example type-checks and runs; paths from a subfolder; nothing written into the package)"
+echo "package check: passed (--help, fixtures, inspect; the README's example type-checks and runs; paths from a subfolder; a failure is one line; nothing written into the package)"
