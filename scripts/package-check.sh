@@ -51,8 +51,8 @@ before=$(cd "$package" && find . -printf '%p %s %T@\n' | sort)
 
 # (a) the command
 bunx gguf-vram --help | grep -q '^  load ' || fail "gguf-vram --help does not list load"
-bunx gguf-vram fixtures tiny-qwen2-q4_k_m --dir models >/dev/null
-bunx gguf-vram inspect models/tiny-qwen2-q4_k_m.gguf | grep -q 'every expected tensor is present' || fail "gguf-vram inspect did not check the model"
+bunx gguf-vram fixtures tiny-qwen2-q4_k_m >/dev/null # into ./fixtures here, not into the package
+bunx gguf-vram inspect fixtures/tiny-qwen2-q4_k_m.gguf | grep -q 'every expected tensor is present' || fail "gguf-vram inspect did not check the model"
 
 # (b) the library, as the README shows it
 awk '/^### Use it from your own project/ { on = 1 } on && /^```ts$/ { code = 1; next } code && /^```$/ { exit } code' "$root/README.md" >app.ts
@@ -63,7 +63,7 @@ libraries() { { ls "$cache"/libgguf_vram-*.so 2>/dev/null || true; } | wc -l; }
 cached=$(libraries)
 started=$(date +%s%N)
 set +e
-bun app.ts models/tiny-qwen2-q4_k_m.gguf >app.out 2>app.err
+bun app.ts fixtures/tiny-qwen2-q4_k_m.gguf >app.out 2>app.err
 code=$?
 set -e
 ms=$((($(date +%s%N) - started) / 1000000))
@@ -78,7 +78,7 @@ if [ "$(libraries)" -gt "$cached" ]; then echo "first use: built the CUDA librar
 else echo "first use: the CUDA library was in $cache already; the load: $took"; fi
 
 # (c) paths typed in a subfolder
-cp models/tiny-qwen2-q4_k_m.gguf sub/here.gguf
+cp fixtures/tiny-qwen2-q4_k_m.gguf sub/here.gguf
 cd sub
 for run in "bunx gguf-vram load" "bun run load"; do
   $run --dry-run --json --model here.gguf >plan.json 2>run.err || fail "$run --dry-run in a subfolder failed: $(cat run.err)"

@@ -5,6 +5,7 @@
 // process; only the chosen command's modules are loaded.
 
 import { constants } from "node:os";
+import { resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EXIT } from "./main.ts";
 import { enterUserFolder } from "./user-cwd.ts";
@@ -68,7 +69,8 @@ exit codes: 0 ok · 1 error · 2 usage · 3 no GPU · 4 out of VRAM · 130 cance
 
 /** Runs `bun <script> <args>` with this process's terminal, and exits with its code. */
 async function runScript(script: string): Promise<void> {
-  const child = Bun.spawn([process.execPath, script, ...process.argv.slice(2)], { stdio: ["inherit", "inherit", "inherit"] });
+  // env given: Bun.spawn would pass the environment the process started with, not this one
+  const child = Bun.spawn([process.execPath, script, ...process.argv.slice(2)], { env: process.env, stdio: ["inherit", "inherit", "inherit"] });
   // Ctrl-C reaches the child too (one process group): it cancels and exits 130 itself.
   process.on("SIGINT", () => {});
   process.on("SIGTERM", () => child.kill("SIGTERM"));
@@ -78,6 +80,9 @@ async function runScript(script: string): Promise<void> {
 
 async function main(): Promise<void> {
   enterUserFolder();
+  // Installed, the package's folder is not the user's to write in (it may be read-only or shared):
+  // the synthetic models go to ./fixtures where the user stands, as they go to a checkout's ./fixtures.
+  if (!process.env.GGUF_VRAM_FIXTURES && import.meta.dir.split(sep).includes("node_modules")) process.env.GGUF_VRAM_FIXTURES = resolve("fixtures");
   const name = process.argv[2];
   if (name === "--help" || name === "-h" || name === "help") {
     console.log(usage());
