@@ -55,7 +55,7 @@ console.log("\nhostile headers, each read by `bun run inspect` in a fresh proces
 const hostile = existsSync("/usr/bin/time") ? hostileHeaders() : [];
 for (const h of hostile) {
   const ok = h.ms <= 3000 && h.peakRssBytes <= 768 * 2 ** 20;
-  console.log(`  ${h.what.padEnd(62)} ${(h.ms / 1000).toFixed(2).padStart(6)} s ${(h.peakRssBytes / 2 ** 20).toFixed(0).padStart(5)} MiB  ${ok ? "met" : "MISSED"}  ${h.outcome}`);
+  console.log(`  ${h.what.padEnd(66)} ${(h.ms / 1000).toFixed(2).padStart(6)} s ${(h.peakRssBytes / 2 ** 20).toFixed(0).padStart(5)} MiB  exit ${h.exitCode}  ${ok ? "met" : "MISSED"}  ${h.outcome}`);
 }
 if (hostile.length === 0) console.log("  (skipped: needs GNU time at /usr/bin/time for the peak RSS)");
 
