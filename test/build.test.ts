@@ -155,7 +155,7 @@ describe("builds at once, and interrupted ones", () => {
       return folders.flatMap((f) => (existsSync(join(cache, f, "tmp")) ? readdirSync(join(cache, f, "tmp")).map((t) => join(cache, f, "tmp", t)) : []));
     };
     const t0 = performance.now();
-    while (pidFiles().length < 2) {
+    while (pidFiles().length === 0) {
       if (performance.now() - t0 > 20_000 || child.exitCode !== null) throw new Error(`the stand-in nvcc never started: ${await new Response(child.stderr).text()}`);
       await Bun.sleep(20);
     }
