@@ -2,7 +2,9 @@
  * arena.cu — the one device allocation that holds a model's weights; tensors
  * are 256-byte-aligned offsets into it (cudaMalloc's base is 256-aligned).
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -136,11 +138,50 @@ extern "C" int gv_arena_export(gv_arena *arena, int *fd) {
     *fd = -1;
     GV_REQUIRE(arena != NULL, "gv_arena_export: arena is NULL");
     GV_REQUIRE(arena->flags & GV_ARENA_SHAREABLE, "gv_arena_export: the arena was not created GV_ARENA_SHAREABLE");
+    GV_REQUIRE(!(arena->flags & GV_ARENA_IMPORTED), "gv_arena_export: the arena is another process's allocation (gv_arena_import)");
     const char *failed = "";
     CUresult rc = gv_vmm_export(&arena->vmm, fd, &failed);
     if (rc != CUDA_SUCCESS)
         return gv_fail(rc == CUDA_ERROR_NO_DEVICE ? GV_ERR_NO_DEVICE : GV_ERR_CUDA, "gv_arena_export: %s failed: %s (CUresult %d)", failed,
                        gv_vmm_error_string(rc), (int)rc);
+    return GV_OK;
+}
+
+/* ─── another process's allocation ──────────────────────────────────────────── */
+
+extern "C" int gv_arena_import(int fd, uint64_t alloc_bytes, uint64_t bytes, int device, gv_arena **out) {
+    GV_REQUIRE(out != NULL, "gv_arena_import: out is NULL");
+    *out = NULL;
+    GV_REQUIRE(fd >= 0, "gv_arena_import: %d is not a descriptor", fd);
+    GV_REQUIRE(bytes > 0 && bytes <= alloc_bytes, "gv_arena_import: an arena of %llu bytes in an allocation of %llu",
+               (unsigned long long)bytes, (unsigned long long)alloc_bytes);
+    int rc = gv_use_device("gv_arena_import", device);
+    if (rc != GV_OK) return rc;
+
+    gv_arena *arena = (gv_arena *)calloc(1, sizeof *arena);
+    if (arena == NULL) return gv_fail(GV_ERR_HOST_MEMORY, "gv_arena_import: malloc of the arena handle failed");
+    const char *failed = "";
+    CUresult vrc = gv_vmm_import(fd, alloc_bytes, device, &arena->vmm, &failed);
+    if (vrc != CUDA_SUCCESS) {
+        free(arena);
+        return gv_fail(vrc == CUDA_ERROR_NO_DEVICE ? GV_ERR_NO_DEVICE : GV_ERR_CUDA,
+                       "gv_arena_import: %s for an allocation of %.1f MiB on device %d failed: %s (CUresult %d)", failed,
+                       GV_MIB(alloc_bytes), device, gv_vmm_error_string(vrc), (int)vrc);
+    }
+    arena->device = device;
+    arena->flags = GV_ARENA_SHAREABLE | GV_ARENA_IMPORTED; /* freed as a shareable arena is: unmapped */
+    arena->ptr = (void *)(uintptr_t)arena->vmm.ptr;
+    arena->bytes = bytes;
+    gv_live_counters.arenas.fetch_add(1);
+    gv_live_counters.arena_bytes.fetch_add(bytes);
+    *out = arena;
+    return GV_OK;
+}
+
+extern "C" int gv_close_fd(int fd) {
+    GV_REQUIRE(fd >= 0, "gv_close_fd: %d is not a descriptor", fd);
+    /* Linux frees the descriptor even when close reports EINTR: never close it twice. */
+    if (close(fd) != 0 && errno != EINTR) return gv_fail_os(errno, GV_ERR_SOCKET, "gv_close_fd(%d)", fd);
     return GV_OK;
 }
 
@@ -152,7 +193,7 @@ extern "C" uint64_t gv_arena_alloc_bytes(const gv_arena *arena) {
     return arena == NULL ? 0 : (arena->flags & GV_ARENA_SHAREABLE) ? arena->vmm.bytes : arena->bytes;
 }
 extern "C" int gv_arena_device(const gv_arena *arena) { return arena ? arena->device : -1; }
-extern "C" int gv_arena_flags(const gv_arena *arena) { return arena ? (int)arena->flags : 0; }
+extern "C" int gv_arena_flags(const gv_arena *arena) { return arena ? (int)(arena->flags & GV_ARENA_SHAREABLE) : 0; }
 
 /* ─── synchronous copies ────────────────────────────────────────────────────── */
 

@@ -79,9 +79,13 @@ static inline int gv_gate_leave(int32_t *gate, int rc) {
 
 /* ─── handles ─────────────────────────────────────────────────────────────── */
 
+/* An arena flag the API does not show: the mapping of another process's allocation (gv_arena_import),
+ * unmapped by gv_arena_free like a shareable arena's, never exported again nor poisoned. */
+#define GV_ARENA_IMPORTED 0x80000000u
+
 struct gv_arena {
     int device;
-    uint32_t flags; /* gv_arena_flags */
+    uint32_t flags; /* gv_arena_flags, and GV_ARENA_IMPORTED */
     void *ptr;      /* cudaMalloc'd, or the start of the shareable mapping; 256-byte aligned either way */
     uint64_t bytes; /* as asked */
     gv_vmm_mapping vmm; /* GV_ARENA_SHAREABLE: the allocation (its bytes rounded up to the granularity) */
@@ -102,6 +106,14 @@ struct gv_stager {
 
 /* GV_OK when [offset, offset + bytes) lies inside the arena, else records why. */
 int gv_arena_check_range(const char *fn, const gv_arena *arena, uint64_t offset, uint64_t bytes);
+
+/* ─── sockets (ipc.cu, ipc_client.cu) ──────────────────────────────────────── */
+
+struct gv_wire_status;
+
+/* Records a failure of wire.cu's (a gv_wire_result other than GV_WIRE_OK) as `fn`'s and returns its
+ * gv_status: GV_ERR_DISCONNECTED, GV_ERR_PROTOCOL, GV_ERR_SOCKET (with errno) or GV_ERR_HOST_MEMORY. */
+int gv_fail_wire(const char *fn, int wire_result, const struct gv_wire_status *why);
 
 /* ─── devices (device.cu) ───────────────────────────────────────────────────── */
 

@@ -52,6 +52,19 @@ export class Arena {
     return new Arena(Number(out[0]!) as Pointer);
   }
 
+  /**
+   * Another process's shareable allocation, received as `fd` (which stays the caller's to close),
+   * mapped on `device` as an arena of `bytes` of its `allocBytes`; close() unmaps it.
+   */
+  static import(fd: number, allocBytes: number, bytes: number, device: number): Arena {
+    if (!Number.isSafeInteger(bytes) || bytes <= 0 || !Number.isSafeInteger(allocBytes) || allocBytes < bytes) {
+      throw new CudaError("INVALID_ARGUMENT", 0, 0, `an arena of ${bytes} bytes in an allocation of ${allocBytes}`);
+    }
+    const out = new BigUint64Array(1);
+    call(native().gv_arena_import(fd, BigInt(allocBytes), BigInt(bytes), device, out));
+    return new Arena(Number(out[0]!) as Pointer);
+  }
+
   /** A shareable arena's allocation as a new file descriptor, for another process to map; the caller closes it. */
   export(): number {
     const fd = new Int32Array(1);

@@ -15,6 +15,11 @@ export const GV_STATUS = {
   FILE_SHORT: 10,
   NOT_FREED: 11,
   BENCH_MODE: 12,
+  NO_SERVER: 13,
+  IN_USE: 14,
+  PROTOCOL: 15,
+  DISCONNECTED: 16,
+  SOCKET: 17,
 } as const;
 
 export type CudaErrorCode =
@@ -31,7 +36,12 @@ export type CudaErrorCode =
   | "NATIVE_LIBRARY" // the .so is missing, stale or cannot be built
   | "CLOSED" // a handle used after close()
   | "NOT_FREED" // gv_arena_free could not even select the device: the memory is still held
-  | "BENCH_MODE"; // an upload in a benchmark mode finished: VRAM holds no model
+  | "BENCH_MODE" // an upload in a benchmark mode finished: VRAM holds no model
+  | "NO_SERVER" // nothing listens at the socket path
+  | "IN_USE" // another live server holds the socket path
+  | "PROTOCOL" // a malformed or oversized frame on the socket
+  | "DISCONNECTED" // the other side closed the connection
+  | "SOCKET"; // any other socket failure (errno in osError)
 
 const BY_STATUS: Record<number, CudaErrorCode> = {
   [GV_STATUS.INVALID_ARGUMENT]: "INVALID_ARGUMENT",
@@ -46,6 +56,11 @@ const BY_STATUS: Record<number, CudaErrorCode> = {
   [GV_STATUS.FILE_SHORT]: "FILE_SHORT",
   [GV_STATUS.NOT_FREED]: "NOT_FREED",
   [GV_STATUS.BENCH_MODE]: "BENCH_MODE",
+  [GV_STATUS.NO_SERVER]: "NO_SERVER",
+  [GV_STATUS.IN_USE]: "IN_USE",
+  [GV_STATUS.PROTOCOL]: "PROTOCOL",
+  [GV_STATUS.DISCONNECTED]: "DISCONNECTED",
+  [GV_STATUS.SOCKET]: "SOCKET",
 };
 
 const HINTS: Record<CudaErrorCode, string> = {
@@ -63,6 +78,11 @@ const HINTS: Record<CudaErrorCode, string> = {
   CLOSED: "this is a bug in the caller: the handle was used after close()",
   NOT_FREED: "the GPU could not be selected to free its memory; check `nvidia-smi` and the kernel log (dmesg), then close again",
   BENCH_MODE: "benchmark modes only measure: turn them off (debugUploadMode(\"normal\")) before loading a model",
+  NO_SERVER: "start one with `bun run serve`, or point GGUF_VRAM_SOCKET at the socket a running server listens on",
+  IN_USE: "a server is running there already: use it, stop it, or give this one another socket path (GGUF_VRAM_SOCKET)",
+  PROTOCOL: "the other side sent a frame this side cannot read: make sure the client and the server are the same gguf-vram version",
+  DISCONNECTED: "the other side closed the connection (it stopped, or was killed); connect again",
+  SOCKET: "check the socket's folder: that it exists, is yours and has room for more descriptors (ulimit -n)",
 };
 
 const EXIT_CODES: Partial<Record<CudaErrorCode, number>> = { NO_DEVICE: 3, OUT_OF_VRAM: 4, BAD_DEVICE: 2 };
@@ -81,7 +101,7 @@ export class CudaError extends Error {
     readonly cudaError: number,
     message: string,
     hint?: string,
-    /** The errno behind a READ_FAILED, 0 otherwise. */
+    /** The errno behind a READ_FAILED or SOCKET (and NO_SERVER), 0 otherwise. */
     readonly osError = 0,
   ) {
     super(message);

@@ -30,6 +30,8 @@ const SYMBOLS = {
   gv_arena_free: { args: [ptr], returns: i32 },
   gv_arena_read: { args: [ptr, u64, ptr, u64], returns: i32 },
   gv_arena_write: { args: [ptr, u64, ptr, u64], returns: i32 },
+  gv_arena_import: { args: [i32, u64, u64, i32, ptr], returns: i32 },
+  gv_close_fd: { args: [i32], returns: i32 },
 
   gv_pin: { args: [ptr, u64, i32], returns: i32 },
   gv_unpin: { args: [ptr], returns: i32 },
@@ -57,6 +59,19 @@ const SYMBOLS = {
   gv_copy_query: { args: [ptr, ptr], returns: i32 },
   gv_copy_free: { args: [ptr], returns: i32 },
 
+  gv_ipc_listen: { args: [ptr, ptr], returns: i32 },
+  gv_ipc_wait: { args: [ptr, i32, ptr, u64, ptr], returns: i32 },
+  gv_ipc_send: { args: [ptr, u32, ptr, u64, ptr, u64, ptr, u32], returns: i32 },
+  gv_ipc_disconnect: { args: [ptr, u32], returns: i32 },
+  gv_ipc_stop: { args: [ptr], returns: i32 },
+  gv_ipc_counts: { args: [ptr, ptr, ptr], returns: i32 },
+  gv_ipc_free: { args: [ptr], returns: i32 },
+  gv_ipc_connect: { args: [ptr, ptr], returns: i32 },
+  gv_ipc_request: { args: [ptr, ptr, u64], returns: i32 },
+  gv_ipc_poll: { args: [ptr, i32, ptr, ptr, ptr, ptr], returns: i32 },
+  gv_ipc_take: { args: [ptr, ptr, ptr, ptr], returns: i32 },
+  gv_ipc_close: { args: [ptr], returns: i32 },
+
   gv_measure_h2d: { args: [i32, u64, i32, i32, ptr], returns: i32 },
   gv_measure_h2d_many: { args: [ptr, i32, u64, i32, ptr], returns: i32 },
   gv_measure_read: { args: [i32, u64, i32, u64, ptr], returns: i32 },
@@ -74,7 +89,7 @@ const SYMBOLS = {
 export type NativeSymbols = Library<typeof SYMBOLS>["symbols"];
 
 /** Must equal GV_ABI_VERSION in cuda/gguf_vram.h. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 let loaded: { path: string; symbols: NativeSymbols } | null = null;
 
