@@ -145,6 +145,8 @@ describe("a large header does not stall the event loop", () => {
     const fd = openSync(path, "r");
     try {
       for (const source of [path, { fd, size: fstatSync(fd).size }]) {
+        // Collect what writing the file and the last parse left: a pause for that garbage is the runtime's, not the reader's.
+        Bun.gc(true);
         let longest = 0;
         let ticks = 0;
         let last = performance.now();

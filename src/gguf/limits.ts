@@ -22,10 +22,10 @@ const MiB = 1 << 20;
  * its tokenizer's: Gemma 3's 262,144 tokens are about 4 MB, their scores and
  * types 1 MB each, Llama 3's 280,147 merges about 6 MB; whole headers are
  * 6–30 MB. 128 MiB per value is ten times the largest of those, and 256 MiB for
- * the whole header (file bytes and the memory beyond them together) keeps a
- * hostile header's peak memory — a window of at most 256 MiB, the previous,
- * half as large, while it is replaced, and what was allocated beyond it — near
- * 500 MiB. Nesting: gguf-py reads any depth; no model nests arrays at all.
+ * the whole header (file bytes and the memory beyond them together) keeps what
+ * a hostile header can make the parse hold — its window, read ahead at most to
+ * 256 MiB, and what was allocated beyond it — under 512 MiB. Nesting: gguf-py
+ * reads any depth; no model nests arrays at all.
  */
 export const HEADER_LIMITS: HeaderLimits = { valueBytes: 128 * MiB, headerBytes: 256 * MiB, arrayDepth: 8 };
 

@@ -2,11 +2,12 @@
 // the data-section offset and each tensor's absolute offset and byte size.
 //
 // The header is read asynchronously, a few MiB at a time, into a window that
-// grows as the parse needs it (header-bytes.ts); tensor data is never read. The parse goes item by item (the header, one key-value pair, one
-// tensor info); an item that runs past the window throws NeedMore, the window
-// grows, and that item alone is read again. Every SLICE_MS the parse lets the
-// event loop run, so a server reading a large header keeps serving; a long
-// value resumes where it stopped. What a header may cost is bounded (limits.ts).
+// grows as the parse needs it (header-bytes.ts); tensor data is never read. The
+// parse goes item by item (the header, one key-value pair, one tensor info); an
+// item that runs past the window throws NeedMore, the window grows, and that
+// item alone is read again. Every SLICE_MS the parse lets the event loop run,
+// so a server reading a large header keeps serving; a long value resumes where
+// it stopped. What a header may cost is bounded (limits.ts).
 
 import { Cursor, NeedMore, PAUSE, truncatedClaim, type Resumable, type Window } from "./cursor.ts";
 import { corrupt, GgufError } from "./errors.ts";
