@@ -1,5 +1,6 @@
 // bun build.ts [--native] [--force] [--quiet] — builds the native libraries
-// (src/build/targets.ts: libgguf_vram from cuda/*.cu) with nvcc into the per-user
+// (src/build/targets.ts: libgguf_vram from cuda/*.cu, and libgguf_vram_client,
+// the C client for engines, from cuda/client/*.cu) with nvcc into the per-user
 // cache (src/build/cache.ts), only when no library built from the same sources,
 // flags, nvcc and GPU architectures is there yet. Ctrl-C kills nvcc and leaves
 // nothing behind. Exit codes: 0, 1 build failed, 2 usage, 130 cancelled.
@@ -17,12 +18,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { availableParallelism, homedir } from "node:os";
 import { basename, join, relative } from "node:path";
 import { cachedLibraryPath, installLibrary, latestLibraryPath, makeBuildFolder, nativeCacheDir, rememberedVersionPath, writeQuietly } from "./src/build/cache.ts";
+import { headerFolder, installHeaders } from "./src/build/headers.ts";
 import { NativeBuildError } from "./src/build/errors.ts";
 import { archKey, archRequest, describeArchs, findNvcc, gencodeFlags, nvccVersion, readRememberedVersion, resolveArchs, runTool, type NvccVersion } from "./src/build/nvcc.ts";
 import { NATIVE_TARGETS, nativeTarget, type NativeTarget, type TargetName } from "./src/build/targets.ts";
 
 export { NativeBuildError } from "./src/build/errors.ts";
 export { nativeCacheDir } from "./src/build/cache.ts";
+export { ensureExample } from "./src/build/example.ts";
 export { NATIVE_TARGETS, type TargetName } from "./src/build/targets.ts";
 
 /** The package root: the sources are read from here, and nothing is written here. */
@@ -50,21 +53,30 @@ export interface BuildOptions {
 
 // ─── the cache key ────────────────────────────────────────────────────────────
 
-function sourceFiles(target: NativeTarget): string[] {
+/** A file of a target: its name in the cache key (a name in the source folder, or the path of an extra source) and its path from the root. */
+interface SourceFile {
+  readonly name: string;
+  readonly path: string;
+}
+
+function sourceFiles(target: NativeTarget): SourceFile[] {
   const dir = join(ROOT, target.sourceDir);
   const isSource = (file: string) => [...target.compiled, ...target.included].some((ext) => file.endsWith(ext));
   const files = existsSync(dir) ? readdirSync(dir).filter(isSource).sort() : [];
   if (!files.some((file) => target.compiled.some((ext) => file.endsWith(ext)))) {
     throw new NativeBuildError(`no sources of ${target.name} in ${dir}`, "reinstall gguf-vram, or run from a complete checkout");
   }
-  return files;
+  const extra = target.extraSources ?? [];
+  const missing = extra.find((path) => !existsSync(join(ROOT, path)));
+  if (missing) throw new NativeBuildError(`${missing}, a source of ${target.name}, is missing`, "reinstall gguf-vram, or run from a complete checkout");
+  return [...files.map((name) => ({ name, path: join(target.sourceDir, name) })), ...extra.map((path) => ({ name: path, path }))];
 }
 
 /** sha256 of the target's name, every source's name and bytes, the flags (archs included) and nvcc's version. */
-function buildKey(target: NativeTarget, files: string[], flags: string[], nvcc: NvccVersion): string {
+function buildKey(target: NativeTarget, files: SourceFile[], flags: string[], nvcc: NvccVersion): string {
   const hasher = new Bun.CryptoHasher("sha256");
   hasher.update(`${target.name}\0`);
-  for (const file of files) hasher.update(`${file}\0`).update(readFileSync(join(ROOT, target.sourceDir, file))).update("\0");
+  for (const file of files) hasher.update(`${file.name}\0`).update(readFileSync(join(ROOT, file.path))).update("\0");
   for (const file of target.alsoHashed ?? []) hasher.update(`${file}\0`).update(readFileSync(join(ROOT, file))).update("\0");
   hasher.update(flags.join(" ")).update("\0").update(nvcc.version);
   return hasher.digest("hex");
@@ -73,15 +85,16 @@ function buildKey(target: NativeTarget, files: string[], flags: string[], nvcc: 
 // ─── compiling ────────────────────────────────────────────────────────────────
 
 /** Compiles each source on its own (in parallel), then links them into `output`; returns nvcc's warnings. */
-async function compile(target: NativeTarget, nvcc: string, files: string[], gencode: string[], folder: string, output: string, signal?: AbortSignal): Promise<string> {
-  const sources = files.filter((file) => target.compiled.some((ext) => file.endsWith(ext)));
+async function compile(target: NativeTarget, nvcc: string, files: SourceFile[], gencode: string[], folder: string, output: string, signal?: AbortSignal): Promise<string> {
+  const sources = files.filter((file) => target.compiled.some((ext) => file.name.endsWith(ext))).map((file) => file.path);
   const temporary = join(folder, "tmp");
   mkdirSync(temporary);
   const cpus = availableParallelism();
   const threads = String(Math.max(1, Math.floor(cpus / sources.length)));
   const jobs = sources.map((source) => {
-    const object = join(folder, `${basename(source)}.o`);
-    const command = [nvcc, ...target.compileFlags, ...gencode, "--threads", threads, "-c", join(target.sourceDir, source), "-o", object];
+    // an extra source may share its name with one in the folder: its whole path names its object
+    const object = join(folder, `${source.startsWith(`${target.sourceDir}/`) ? basename(source) : source.replaceAll("/", "_")}.o`);
+    const command = [nvcc, ...target.compileFlags, ...gencode, "--threads", threads, "-c", source, "-o", object];
     return { source, object, command };
   });
   const warnings: string[] = [];
@@ -90,7 +103,7 @@ async function compile(target: NativeTarget, nvcc: string, files: string[], genc
   const worker = async () => {
     for (let job = jobs[next++]; job; job = jobs[next++]) {
       const result = await runTool(job.command, ROOT, temporary, signal);
-      if (!result.ok) failures.push(result.output || `nvcc failed on ${target.sourceDir}/${job.source}`);
+      if (!result.ok) failures.push(result.output || `nvcc failed on ${job.source}`);
       else if (result.output) warnings.push(result.output);
     }
   };
@@ -144,6 +157,7 @@ export async function ensureNative(name: TargetName, options: BuildOptions = {})
     const built = join(folder.path, `${target.name}.so`);
     const warnings = await compile(target, nvccPath, files, gencode, folder.path, built, options.signal);
     installLibrary(built, cached, cacheDir, target.name);
+    installHeaders(ROOT, target.headers ?? [], cacheDir);
     if (warnings && !options.quiet) console.warn(warnings);
   } finally {
     folder.remove();
@@ -156,6 +170,18 @@ export async function ensureNative(name: TargetName, options: BuildOptions = {})
 /** Builds libgguf_vram into the cache when it is not there; returns its absolute path. */
 export function ensureNativeLibrary(options: BuildOptions = {}): Promise<string> {
   return ensureNative("libgguf_vram", options);
+}
+
+/**
+ * Builds libgguf_vram_client (the C client for engines) into the cache when it is not there:
+ * its path, and the folder that holds its header gguf_vram_client.h (compile with -I there).
+ */
+export async function ensureClientLibrary(options: BuildOptions = {}): Promise<{ library: string; includeDir: string }> {
+  const library = await ensureNative("libgguf_vram_client", options);
+  const cacheDir = nativeCacheDir();
+  const headers = nativeTarget("libgguf_vram_client").headers ?? [];
+  if (headers.some((header) => !existsSync(join(headerFolder(cacheDir), basename(header))))) installHeaders(ROOT, headers, cacheDir);
+  return { library, includeDir: headerFolder(cacheDir) };
 }
 
 // ─── CLI ──────────────────────────────────────────────────────────────────────
@@ -183,8 +209,9 @@ export async function buildCommand(argv: readonly string[], signal: AbortSignal,
   printUpToDate = true;
   const quiet = argv.includes("--quiet");
   try {
-    for (const target of NATIVE_TARGETS) {
-      await ensureNative(target.name, {
+    for (const target of NATIVE_TARGETS as readonly NativeTarget[]) {
+      if (target.optional && !existsSync(join(ROOT, target.sourceDir))) continue;
+      await ensureNative(target.name as TargetName, {
         native: argv.includes("--native") || undefined,
         force: argv.includes("--force"),
         quiet,

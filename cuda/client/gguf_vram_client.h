@@ -90,14 +90,24 @@ GVC_API int gvc_load(gvc_conn *conn, const char *path, int device, int verify, c
 GVC_API int gvc_request(gvc_conn *conn, const char *json, char **reply);
 GVC_API void gvc_free(void *p);
 
-/* Attaches to a resident model (its id, or the path of its file): maps its memory on every device it spans
- * and reads its tensor table. */
+/* Attaches to a resident model (its id, or the path of its file: a `model` with a '/' or ending in ".gguf"
+ * is a path, resolved against this process's folder): maps its memory on every device it spans and reads
+ * its tensor table. The caller's current CUDA device is left as it was. Any failure after the server
+ * agreed (a malformed table, a mapping that fails) detaches again before returning: nothing stays held. */
 GVC_API int gvc_attach(gvc_conn *conn, const char *model, gvc_attachment **out);
-/* Unmaps the model's memory here and tells the server this attachment is over (if the connection is
- * still open). Pointers into it are invalid from here on. */
+/* Waits for the work on each of the model's devices (cudaDeviceSynchronize), unmaps its memory here and
+ * tells the server this attachment is over (if the connection is still open: a closed or dead connection
+ * is no failure here). The attachment is freed even when that reports an error; pointers into it are
+ * invalid from here on. gvc_detach(NULL) does nothing. */
 GVC_API int gvc_detach(gvc_attachment *attachment);
 
 GVC_API const char *gvc_model_id(const gvc_attachment *attachment);
+/* The model's files by shard (one file, or a split set's files in order): absolute paths as the server
+ * opened them, valid until gvc_detach; NULL for a shard out of range. An engine reads the GGUF header
+ * (hyperparameters, tokenizer) from gvc_model_file(attachment, 0), and a tensor's bytes from
+ * gvc_model_file(attachment, tensor->shard) at tensor->file_offset. */
+GVC_API int gvc_model_file_count(const gvc_attachment *attachment);
+GVC_API const char *gvc_model_file(const gvc_attachment *attachment, int shard);
 GVC_API int gvc_tensor_count(const gvc_attachment *attachment);
 GVC_API const gvc_tensor *gvc_tensor_at(const gvc_attachment *attachment, int index);
 /* The tensor named `name` on `device` (-1: the first copy found); NULL when there is none. */

@@ -17,6 +17,15 @@ export interface NativeTarget {
   readonly linkFlags: readonly string[];
   /** Whether it holds GPU code: compiled for the architectures asked for (-gencode). */
   readonly gpuCode: boolean;
+  /** Files outside its folder that are compiled into it too (shared with another library), relative to the package root. */
+  readonly extraSources?: readonly string[];
+  /** Public headers, relative to the package root, copied into the cache's include/ folder when it is built. */
+  readonly headers?: readonly string[];
+  /**
+   * `bun run build` builds it only where its source folder exists (a copy of the package
+   * without it still builds the others); asking for it by name without the folder fails.
+   */
+  readonly optional?: boolean;
 }
 
 export const NATIVE_TARGETS = [
@@ -29,6 +38,20 @@ export const NATIVE_TARGETS = [
     // cudart statically: the library then needs only the driver (libcuda.so.1)
     linkFlags: ["-shared", "-cudart", "static"],
     gpuCode: true,
+  },
+  {
+    // The C client for engines (cuda/client/gguf_vram_client.h): attaches to what `serve` keeps in VRAM.
+    name: "libgguf_vram_client",
+    sourceDir: "cuda/client",
+    compiled: [".cu"],
+    included: [".h"],
+    extraSources: ["cuda/vmm.cu", "cuda/wire.cu"],
+    alsoHashed: ["cuda/vmm.h", "cuda/wire.h"],
+    headers: ["cuda/client/gguf_vram_client.h"],
+    compileFlags: ["-O3", "-std=c++17", "-Xcompiler", "-fPIC,-fvisibility=hidden,-Wall"],
+    linkFlags: ["-shared", "-cudart", "static"],
+    gpuCode: false,
+    optional: true,
   },
 ] as const satisfies readonly NativeTarget[];
 
