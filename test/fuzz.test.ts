@@ -49,9 +49,11 @@ describe("the corpus", () => {
     }
   });
 
-  test("the seed files cover v1, v2 and v3, every value type and an explicit alignment", async () => {
+  test("the seed files cover v1, v2 and v3, every value type, arrays of arrays and an explicit alignment", async () => {
     const corpus = await buildCorpus();
     expect(new Set(corpus.map((s) => s.version))).toEqual(new Set([1, 2, 3]));
+    const itemTypes = corpus.flatMap((s) => (s.fields.get("itemType") ?? []).map((f) => new DataView(s.head.buffer, s.head.byteOffset).getUint32(f.at, true)));
+    expect(itemTypes).toContain(9); // an array whose items are arrays
     expect(corpus.map((s) => s.name)).toEqual(expect.arrayContaining(["base", "all-types", "tiny-qwen2-q4_k_m", "tiny-llama-mixed"]));
     const kinds = new Set(corpus.flatMap((s) => [...s.fields.keys()]));
     expect(kinds.size).toBe(15);
