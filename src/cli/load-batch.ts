@@ -45,7 +45,7 @@ export async function runBatch(flags: LoadFlags, gpu: GpuBackend, io: Io): Promi
     flags.model ??
     (await ensureDefaultModel(io.signal, {
       onCreate: (p) => io.err(dim(`creating ${DEFAULT_MODEL_ABOUT} at ${p}…`)),
-      onWait: (holder) => io.err(dim(`waiting for ${holder}, which is writing ${defaultModelPath()}…`)),
+      onWait: (holder) => io.err(dim(`waiting for ${holder}, which is writing ${defaultModelPath()} (if that process is stuck, stop it or remove ${defaultModelPath()}.lock)…`)),
     }));
   if (!flags.model) io.err(dim(`no --model given: loading ${defaultModelPath()}`));
   const planned = await planFile(path, { unchecked: flags.unchecked });

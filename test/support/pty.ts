@@ -41,7 +41,7 @@ export class Pty {
   }
 
   /** Waits until `text` has been drawn; fails (with the screen) after `ms` or if the command ends first. */
-  async waitFor(text: string, ms = 30_000): Promise<void> {
+  async waitFor(text: string, ms = 60_000): Promise<void> {
     const t0 = performance.now();
     while (!this.screen.includes(text)) {
       if (this.proc.exitCode !== null) throw new Error(`the command ended (exit ${this.proc.exitCode}) without showing ${JSON.stringify(text)}; the screen shows:\n${this.screen.slice(-3000)}`);
@@ -55,7 +55,7 @@ export class Pty {
   }
 
   /** The exit code; a command still running after `ms` is killed and the wait fails, with the screen. */
-  async exit(ms = 60_000): Promise<number> {
+  async exit(ms = 120_000): Promise<number> {
     const timer = setTimeout(() => this.proc.kill("SIGKILL"), ms);
     const code = await this.proc.exited;
     clearTimeout(timer);
