@@ -305,10 +305,13 @@ enum gv_ipc_event_type {
     GV_IPC_STOPPED = 6,        /* gv_ipc_stop was called: no more events */
 };
 
-/* Waits up to timeout_ms (-1: no limit) until something happens, then reports every event there is, as
- * many whole events as fit `out` (an event larger than `out` fails with GV_ERR_PROTOCOL; a request is at
- * most GV_WIRE_MAX_REQUEST bytes). *written = 0 after a timeout. Meanwhile it accepts connections, reads
- * frames and sends what gv_ipc_send queued. One thread at a time may wait. */
+/* Waits up to timeout_ms (-1: no limit; 0: only what is ready) until something happens, then reports every
+ * event there is, as many whole events as fit `out` (the rest on the next call; an event larger than `out`
+ * is dropped with GV_ERR_PROTOCOL; a request is at most GV_WIRE_MAX_REQUEST bytes). *written = 0 after a
+ * timeout. Meanwhile it accepts connections, reads frames and sends what gv_ipc_send queued. One thread at
+ * a time may wait (another gets GV_ERR_INVALID_ARGUMENT). After gv_ipc_stop every call returns at once,
+ * ending with GV_IPC_STOPPED. The payload of GV_IPC_CLOSED, GV_IPC_REFUSED and GV_IPC_PROTOCOL_ERROR is
+ * one sentence saying why. */
 GV_API int gv_ipc_wait(gv_ipc_server *server, int timeout_ms, void *out, uint64_t cap, uint64_t *written);
 
 /* Queues one frame for connection `conn` and wakes the waiting thread; never blocks (any thread). The
@@ -326,8 +329,9 @@ GV_API int gv_ipc_stop(gv_ipc_server *server);
 /* Open connections and frames still queued, for leak checks. */
 GV_API int gv_ipc_counts(gv_ipc_server *server, uint64_t *connections, uint64_t *queued);
 
-/* Closes every connection, removes the socket file and releases the lock. Call it after gv_ipc_stop, once
- * no thread waits in gv_ipc_wait. */
+/* Sends what the sockets take of the frames still queued (without waiting), closes every connection, removes
+ * the socket file (if it is still the one this server made) and releases the lock (the lock file stays).
+ * Call it once no thread waits in gv_ipc_wait (GV_ERR_INVALID_ARGUMENT otherwise, and nothing is freed). */
 GV_API int gv_ipc_free(gv_ipc_server *server);
 
 /* A client's side, for Bun (C programs use libgguf_vram_client, cuda/client/gguf_vram_client.h). */

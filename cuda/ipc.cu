@@ -380,9 +380,9 @@ extern "C" int gv_ipc_wait(gv_ipc_server *server, int timeout_ms, void *out, uin
             server->stop_event_queued = true;
             break;
         }
-        int64_t now = ipc_now_ms();
-        if (deadline >= 0 && now >= deadline) break;
-        round_trip(server, held, deadline < 0 ? -1 : (int)(deadline - now));
+        int64_t left = deadline < 0 ? -1 : deadline - ipc_now_ms();
+        round_trip(server, held, left < 0 && deadline >= 0 ? 0 : (int)left); /* at least one round, even for a timeout of 0 */
+        if (server->events == NULL && !server->stop_requested && deadline >= 0 && ipc_now_ms() >= deadline) break;
     }
     int rc = deliver(server, (uint8_t *)out, cap, written);
     held.unlock();
