@@ -320,7 +320,8 @@ GV_API int gv_ipc_wait(gv_ipc_server *server, int timeout_ms, void *out, uint64_
 GV_API int gv_ipc_send(gv_ipc_server *server, uint32_t conn, const void *json, uint64_t json_bytes, const void *bin,
                        uint64_t bin_bytes, const int *fds, uint32_t n_fds);
 
-/* Closes a connection once what is queued for it is sent (any thread); GV_IPC_CLOSED follows. */
+/* Closes a connection once what is queued for it is sent, or once its peer has read nothing for 2 s (any
+ * thread); GV_IPC_CLOSED follows. The same happens to a connection after a bad frame, or another user's. */
 GV_API int gv_ipc_disconnect(gv_ipc_server *server, uint32_t conn);
 
 /* Stops taking connections and wakes the waiting thread, which gets GV_IPC_STOPPED (any thread). */

@@ -24,7 +24,7 @@
 /* Fairness: how many reads one connection gets per round, and how many accepts a round makes. */
 #define READS_PER_ROUND 16
 #define ACCEPTS_PER_ROUND 64
-/* A connection that drains (disconnected, refused, after a bad frame) but whose peer reads nothing. */
+/* A connection that drains (disconnected, refused, after a bad frame) is closed when its peer reads nothing for this long. */
 #define DRAIN_LIMIT_MS 2000
 /* How long accepting pauses after accept4 ran out of descriptors or memory. */
 #define ACCEPT_PAUSE_MS 100
@@ -136,7 +136,9 @@ static ipc_conn *find_conn(gv_ipc_server *server, uint32_t id) {
 static bool conn_flush(gv_ipc_server *server, ipc_conn *conn) {
     while (conn->out_head != NULL) {
         gv_wire_status why;
+        uint64_t sent_before = conn->out_head->sent;
         int rc = gv_wire_out_write(conn->sock, conn->out_head, &why);
+        if (conn->draining && conn->out_head->sent > sent_before) conn->drain_deadline_ms = ipc_now_ms() + DRAIN_LIMIT_MS; /* it reads: let it finish */
         if (rc == GV_WIRE_AGAIN) return true;
         if (rc != GV_WIRE_OK) {
             char reason[320];

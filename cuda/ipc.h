@@ -23,7 +23,7 @@ struct ipc_conn {
     uint64_t queued;                  /* frames in that queue */
     bool draining;                    /* reads nothing more, takes no more frames: closed once its queue is sent */
     bool silent;                      /* a refused connection: its close is no event */
-    int64_t drain_deadline_ms;        /* a draining connection whose peer does not read is closed then */
+    int64_t drain_deadline_ms;        /* a draining connection whose peer stopped reading is closed then */
     char close_reason[160];           /* why it drains, for its GV_IPC_CLOSED */
     ipc_conn *next;
 };

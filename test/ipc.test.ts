@@ -409,6 +409,34 @@ describe("nothing left behind", () => {
     }
   });
 
+  test("disconnect(): a client that reads gets all that was queued, then the end; one that reads nothing for 2 s is closed anyway", async () => {
+    const pumped = new PumpedServer(socketPath());
+    try {
+      const big = pattern(8 << 20, 3); // more than a socket buffer holds
+      const reader = IpcClient.connect(pumped.path);
+      const readerConn = (await pumped.nextOf("connected")).conn;
+      pumped.server.send(readerConn, '{"big":true}', big);
+      pumped.server.disconnect(readerConn);
+      const whole = reader.poll(10_000)!;
+      expect(Buffer.compare(whole.bin, big)).toBe(0);
+      expect(thrown(() => reader.poll(10_000)).code).toBe("DISCONNECTED");
+      expect((await pumped.nextOf("closed", readerConn)).text).toBe("disconnected by the server");
+      reader.close();
+
+      const sleeper = IpcClient.connect(pumped.path);
+      const sleeperConn = (await pumped.nextOf("connected")).conn;
+      pumped.server.send(sleeperConn, '{"big":true}', big);
+      pumped.server.disconnect(sleeperConn);
+      expect(thrown(() => pumped.server.send(sleeperConn, "{}")).code).toBe("DISCONNECTED"); // draining: it takes nothing more
+      expect((await pumped.nextOf("closed", sleeperConn, 20_000)).text).toBe("disconnected by the server");
+      expect(pumped.server.counts()).toEqual({ connections: 0, queued: 0 });
+      expect(thrown(() => sleeper.poll(10_000)).message).toContain("in the middle of a frame"); // what the socket held, then the end
+      sleeper.close();
+    } finally {
+      await pumped.close();
+    }
+  }, 30_000);
+
   test("an event larger than the wait's buffer: PROTOCOL, that event dropped, the next ones still reported", () => {
     const path = socketPath();
     const server = IpcServer.listen(path);
