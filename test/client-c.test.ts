@@ -195,24 +195,41 @@ describe("attaching", () => {
   test("gvc_attach up to the mapping: a model id sent as is and a path made absolute, the mapping's failure reported, the detach sent, no descriptor kept", async () => {
     await withStandIn(async (standIn) => {
       const folder = tempDir("gguf-vram-client-cwd-");
+      // the third reply lists its files as bare paths (read too), the fourth a file without a path (refused)
+      const files = [undefined, undefined, ["/models/stand-in.gguf"], [{ fileSize: 1, mtimeMs: 0 }]];
+      let attaches = 0;
+      standIn.answer = ({ request }) => {
+        if (request.op !== "attach") return undefined;
+        const reply = standIn.attachReply(request.id) as { json: { model: { files: unknown } } };
+        const listed = files[attaches++];
+        if (listed) reply.json.model.files = listed;
+        return reply as ReturnType<StandInServer["attachReply"]>;
+      };
       const results = await drive([
         { call: "connect", socket: standIn.pumped.path, cwd: folder },
         { call: "descriptors" },
         { call: "attach", model: "m1" },
         { call: "attach", model: "models/x.gguf" },
+        { call: "attach", model: "m1" },
+        { call: "attach", model: "m1" },
         { call: "descriptors" },
       ]);
       expect(results.slice(2).map((r) => [r.rc, r.attached])).toEqual([
         [MAPPING_FAILS, false],
         [MAPPING_FAILS, false],
+        [MAPPING_FAILS, false],
+        [GVC.PROTOCOL, false],
         [0, undefined],
       ]);
       if (!gpu.available) expect(results[2]!.error).toStartWith("gvc_attach: this process sees no CUDA device: ");
-      expect(results[4]!.open).toBe(results[1]!.open);
-      expect(standIn.requests("attach").map((r) => r.model)).toEqual(["m1", join(folder, "models", "x.gguf")]);
+      expect(results[5]!.error).toBe("gvc_attach: file 0 of the server's reply has no path");
+      expect(results[6]!.open).toBe(results[1]!.open);
+      expect(standIn.requests("attach").map((r) => r.model)).toEqual(["m1", join(folder, "models", "x.gguf"), "m1", "m1"]);
       expect(standIn.requests("detach")).toEqual([
         { v: 1, id: 3, op: "detach", attachment: "a1" },
         { v: 1, id: 5, op: "detach", attachment: "a2" },
+        { v: 1, id: 7, op: "detach", attachment: "a3" },
+        { v: 1, id: 9, op: "detach", attachment: "a4" },
       ]);
     });
   });

@@ -102,8 +102,13 @@ static int read_reply_fields(gvc_attachment *a, const gvc_reply *reply) {
     a->files = (char **)calloc(n ? n : 1, sizeof(char *));
     if (a->files == NULL) return gvc_fail(GVC_ERR_HOST_MEMORY, "gvc_attach: malloc failed");
     for (size_t i = 0; i < n; i++) {
-        if (!gvc_json_item(json, files, i, &value) || (a->files[i] = decoded_copy(json, value)) == NULL)
-            return gvc_fail(GVC_ERR_PROTOCOL, "gvc_attach: file %zu of the server's reply is not a path", i);
+        /* a file is {"path", "fileSize", "mtimeMs"}; a bare path string is read too */
+        gvc_span path;
+        bool found = gvc_json_item(json, files, i, &value);
+        if (found && json[value.at] == '{') found = gvc_json_member(json, value, "path", &path);
+        else path = value;
+        if (!found || (a->files[i] = decoded_copy(json, path)) == NULL)
+            return gvc_fail(GVC_ERR_PROTOCOL, "gvc_attach: file %zu of the server's reply has no path", i);
         a->n_files = (int)(i + 1);
     }
     return GVC_OK;

@@ -28,7 +28,7 @@ export function modelInfo(path: string) {
   return {
     id: "m1",
     path,
-    files: [path],
+    files: [{ path, fileSize: 4096 + (2 << 20), mtimeMs: 0 }],
     architecture: "llama",
     kind: "single",
     devices: [{ device: 0, bytes: 3 << 20, allocBytes: 4 << 20, tensors: 3, layers: [0, 0] }],
