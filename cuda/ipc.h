@@ -1,6 +1,7 @@
 /*
  * ipc.h — what the server's files share (ipc.cu: the handle, the wait and the
- * queues; ipc_listen.cu: the socket file and its lock). Not exported.
+ * API; ipc_conn.cu: each connection; ipc_listen.cu: the socket file and its
+ * lock). Not exported.
  */
 #ifndef GGUF_VRAM_IPC_H
 #define GGUF_VRAM_IPC_H
@@ -51,6 +52,27 @@ struct gv_ipc_server {
     int64_t accept_paused_until_ms; /* after accept4 ran out of descriptors or memory */
     std::atomic<bool> waiting;
 };
+
+/* A connection that drains (disconnected, refused, after a bad frame) is closed when its peer reads nothing for this long. */
+#define DRAIN_LIMIT_MS 2000
+/* How long accepting pauses after accept4 ran out of descriptors or memory. */
+#define ACCEPT_PAUSE_MS 100
+
+/* ipc_conn.cu, with the server's lock held. */
+void push_event(gv_ipc_server *server, uint32_t type, const ipc_conn *conn, const char *payload, uint64_t bytes);
+ipc_conn *find_conn(gv_ipc_server *server, uint32_t id);
+/* Accepts what the listener has (up to a round's worth). */
+void accept_all(gv_ipc_server *server);
+/* Reads what has come; every whole frame becomes a GV_IPC_MESSAGE. False when the connection was closed. */
+bool conn_read(gv_ipc_server *server, ipc_conn *conn);
+/* Sends what the socket takes; false when the connection failed and was closed. */
+bool conn_flush(gv_ipc_server *server, ipc_conn *conn);
+/* Stops reading and taking frames: closed once its queue is sent (or its peer stops reading). */
+void conn_drain(ipc_conn *conn, const char *reason);
+/* Removes a connection and reports it closed (unless refused). */
+void conn_close(gv_ipc_server *server, ipc_conn *conn, const char *reason);
+/* Closes a connection and frees it, its queue and its reader, without an event (gv_ipc_free). */
+void conn_free(ipc_conn *conn);
 
 /* ipc_listen.cu: binds `path` under its lock into server (listener, lock_fd, path, socket_dev/ino). */
 int ipc_bind(gv_ipc_server *server, const char *path);

@@ -12,6 +12,7 @@ import { ensureClientLibrary } from "../build.ts";
 import { openCuda } from "../src/cuda/index.ts";
 import { encodeTensorTable } from "../src/serve/protocol.ts";
 import { gpu } from "./support/gpu.ts";
+import { frame } from "./support/ipc-frames.ts";
 import { STAND_IN_PARTS, STAND_IN_TENSORS, StandInServer } from "./support/stand-in-server.ts";
 import { tempDirs } from "./support/temp.ts";
 
@@ -20,7 +21,6 @@ const client = await ensureClientLibrary({ quiet: true });
 setDefaultTimeout(60_000); // each test starts Python processes, slow on a busy machine
 const tempDir = tempDirs();
 const DRIVER = new URL("./support/gvc_driver.py", import.meta.url).pathname;
-const MAGIC = 0x31525647;
 
 /** gvc_status (cuda/client/gguf_vram_client.h). */
 const GVC = { OK: 0, INVALID_ARGUMENT: 1, NO_SERVER: 2, SERVER: 3, PROTOCOL: 4, DISCONNECTED: 5, SOCKET: 6, NO_DEVICE: 7, CUDA: 8, TIMEOUT: 9 } as const;
@@ -311,18 +311,6 @@ describe("attaching", () => {
 });
 
 // ─── hostile replies ──────────────────────────────────────────────────────────
-
-function frame(json: string, header: { magic?: number; jsonBytes?: number; binBytes?: number; fds?: number } = {}): Uint8Array {
-  const text = new TextEncoder().encode(json);
-  const out = new Uint8Array(16 + text.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, header.magic ?? MAGIC, true);
-  view.setUint32(4, header.jsonBytes ?? text.length, true);
-  view.setUint32(8, header.binBytes ?? 0, true);
-  view.setUint32(12, header.fds ?? 0, true);
-  out.set(text, 16);
-  return out;
-}
 
 /** What a scripted server sends for a request with `id`: raw bytes, then maybe the end. */
 type Scripted = (id: number) => { bytes: Uint8Array; end?: boolean };

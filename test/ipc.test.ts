@@ -2,14 +2,15 @@
 // src/cuda/ipc.ts): a server whose wait runs in a Worker as `serve` runs it,
 // clients in this process and in others. Frames arrive whole and in order at
 // awkward and large sizes, descriptors pass through, a live server's path is
-// refused and a dead one's replaced, bad frames and other users are answered
-// and closed while the server goes on, and nothing is left open afterwards.
+// refused and a dead one's replaced, and nothing is left open afterwards.
+// Bad frames and other users: ipc-bad-frames.test.ts.
 
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { existsSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Arena, closeFd, CudaError, IpcClient, IpcServer, liveResources, openCuda } from "../src/cuda/index.ts";
+import { Arena, closeFd, IpcClient, IpcServer, liveResources, openCuda } from "../src/cuda/index.ts";
 import { gpu } from "./support/gpu.ts";
+import { pattern, thrown } from "./support/ipc-frames.ts";
 import { openDescriptors, PumpedServer } from "./support/ipc-server.ts";
 import { tempDirs } from "./support/temp.ts";
 
@@ -17,55 +18,9 @@ await openCuda();
 const tempDir = tempDirs();
 const bun = process.execPath;
 const CHILD = new URL("./support/ipc-child.ts", import.meta.url).pathname;
-const RAW_CLIENT = new URL("./support/raw_client.py", import.meta.url).pathname;
-const MAGIC = 0x31525647;
 
 function socketPath(): string {
   return join(tempDir("gguf-vram-ipc-"), "serve.sock");
-}
-
-/** The CudaError `fn` throws. */
-function thrown(fn: () => unknown): CudaError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CudaError) return e;
-    throw e;
-  }
-  throw new Error("it did not throw");
-}
-
-/** A frame as cuda/wire.h lays it out, with any header a test wants. */
-function frame(json: string, header: { magic?: number; jsonBytes?: number; binBytes?: number; fds?: number } = {}, bin = new Uint8Array()): Uint8Array {
-  const text = new TextEncoder().encode(json);
-  const out = new Uint8Array(16 + text.length + bin.length);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, header.magic ?? MAGIC, true);
-  view.setUint32(4, header.jsonBytes ?? text.length, true);
-  view.setUint32(8, header.binBytes ?? bin.length, true);
-  view.setUint32(12, header.fds ?? 0, true);
-  out.set(text, 16);
-  out.set(bin, 16 + text.length);
-  return out;
-}
-
-/** The frames in raw bytes a client received: each one's JSON. */
-function framesIn(bytes: Uint8Array): string[] {
-  const out: string[] = [];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let at = 0; at + 16 <= bytes.length; ) {
-    const json = view.getUint32(at + 4, true);
-    const bin = view.getUint32(at + 8, true);
-    out.push(new TextDecoder().decode(bytes.subarray(at + 16, at + 16 + json)));
-    at += 16 + json + bin;
-  }
-  return out;
-}
-
-function pattern(bytes: number, seed: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) out[i] = (i * 31 + seed + (i >> 11)) & 0xff;
-  return out;
 }
 
 /** A server in a Worker and a client connected to it; closed after `fn`, however it ends. */
@@ -79,25 +34,6 @@ async function withConnection(fn: (pumped: PumpedServer, client: IpcClient, conn
     client.close();
     await pumped.close();
   }
-}
-
-/** Runs raw_client.py: the bytes (hex), a file whose descriptor goes with them, as another user, closing at once. */
-async function rawClient(path: string, bytes: Uint8Array, options: { fdFile?: string; asUser?: number; script?: string; closeAfterSending?: boolean } = {}) {
-  const hex = Buffer.from(bytes).toString("hex");
-  // another user cannot run a python3 that lives in this user's home: the system's then
-  const interpreter = options.asUser === undefined ? "python3" : "/usr/bin/python3";
-  const python = options.script ? [interpreter, "-", path, hex] : [interpreter, RAW_CLIENT, path, hex];
-  const command = options.asUser === undefined ? python : ["setpriv", `--reuid=${options.asUser}`, `--regid=${options.asUser}`, "--clear-groups", ...python];
-  const child = Bun.spawn([...command, ...(options.fdFile ? [options.fdFile] : [])], {
-    stdin: options.script ? new TextEncoder().encode(options.script) : "ignore",
-    env: { ...process.env, RAW_CLIENT_CLOSE: options.closeAfterSending ? "1" : "" },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  if (!out.trim()) throw new Error(`raw_client.py printed nothing: ${err}`);
-  const result = JSON.parse(out) as { connected: boolean; received?: string; closed?: boolean; uid?: number; errno?: number };
-  return { ...result, frames: framesIn(Buffer.from(result.received ?? "", "hex")) };
 }
 
 // ─── round trips ──────────────────────────────────────────────────────────────
@@ -307,83 +243,6 @@ describe("the socket file and its lock", () => {
   });
 });
 
-// ─── bad frames and other users ───────────────────────────────────────────────
-
-const BAD_FRAMES: { name: string; bytes: Uint8Array; says: string; fdFile?: boolean; before?: string }[] = [
-  { name: "a request over 64 KiB", bytes: frame("", { jsonBytes: 65537 }), says: "a request of 65537 bytes of JSON, over the limit of 65536" },
-  { name: "a bad magic", bytes: frame("{}", { magic: 0x50545448 }), says: 'a frame starts with 0x50545448, not the magic 0x31525647 ("GVR1")' },
-  { name: "a binary part", bytes: frame("{}", {}, new Uint8Array(4)), says: "a request with a binary part of 4 bytes (a client's frame is JSON only)" },
-  { name: "descriptors announced", bytes: frame("{}", { fds: 1 }), says: "a request with 1 descriptors (a client's frame is JSON only)" },
-  { name: "descriptors attached (SCM_RIGHTS)", bytes: frame("{}"), says: "a request came with 1 descriptors (a client's frame is JSON only)", fdFile: true },
-  { name: "a good request, then a bad magic", bytes: new Uint8Array([...frame('{"good":1}'), ...frame("{}", { magic: 0 })]), says: "not the magic", before: '{"good":1}' },
-];
-
-describe("bad frames from a client", () => {
-  test.each(BAD_FRAMES)("$name: a BAD_REQUEST failure (id null) saying what, the connection closed, the server serving others", async (bad) => {
-    const pumped = new PumpedServer(socketPath());
-    try {
-      const fdFile = join(tempDir("gguf-vram-ipc-fd-"), "x");
-      writeFileSync(fdFile, "x");
-      const raw = await rawClient(pumped.path, bad.bytes, bad.fdFile ? { fdFile } : {});
-      expect(raw.closed).toBe(true);
-      expect(raw.frames).toHaveLength(1);
-      const failure = JSON.parse(raw.frames[0]!);
-      expect(failure).toMatchObject({ v: 1, id: null, ok: false, error: { code: "BAD_REQUEST" } });
-      expect(failure.error.message).toContain(bad.says);
-      expect(failure.error.hint).toContain("64 KiB");
-      const { conn } = await pumped.nextOf("connected");
-      if (bad.before) expect((await pumped.nextOf("message", conn)).text).toBe(bad.before);
-      expect((await pumped.nextOf("protocol-error", conn)).text).toContain(bad.says);
-      expect((await pumped.nextOf("closed", conn)).text).toBe("closed after a bad frame");
-      expect(pumped.pending.filter((e) => e.conn === conn)).toEqual([]);
-
-      const good = IpcClient.connect(pumped.path);
-      good.request('{"next":"client"}');
-      expect((await pumped.nextOf("message")).text).toBe('{"next":"client"}');
-      good.close();
-      await pumped.nextOf("closed");
-      expect(pumped.server.counts()).toEqual({ connections: 0, queued: 0 });
-    } finally {
-      await pumped.close();
-    }
-  });
-
-  test("a client that closes in the middle of a frame: closed, saying so, no failure sent", async () => {
-    const pumped = new PumpedServer(socketPath());
-    try {
-      const raw = await rawClient(pumped.path, frame('{"cut":"short"}').subarray(0, 20), { closeAfterSending: true });
-      expect(raw.frames).toEqual([]);
-      const { conn } = await pumped.nextOf("connected");
-      expect((await pumped.nextOf("closed", conn)).text).toBe("the client closed the connection in the middle of a frame");
-    } finally {
-      await pumped.close();
-    }
-  });
-
-  test.skipIf(process.getuid?.() !== 0)("another user's connection (nobody, run by root): PEER_REFUSED, closed, reported as refused with its uid", async () => {
-    const pumped = new PumpedServer(socketPath());
-    try {
-      // Let nobody reach the socket at all: the folder's 0700 and the socket's 0600 are the first walls; this tests the last.
-      chmodSync(join(pumped.path, ".."), 0o755);
-      chmodSync(pumped.path, 0o666);
-      const raw = await rawClient(pumped.path, frame('{"v":1,"id":1,"op":"list"}'), { asUser: 65534, script: readFileSync(RAW_CLIENT, "utf8") });
-      expect(raw).toMatchObject({ connected: true, closed: true, uid: 65534 });
-      expect(raw.frames).toHaveLength(1);
-      const failure = JSON.parse(raw.frames[0]!);
-      expect(failure).toMatchObject({ v: 1, id: null, ok: false, error: { code: "PEER_REFUSED" } });
-      expect(failure.error.message).toMatch(/^this server runs as uid 0 and serves only that user; the connection of uid 65534 \(pid \d+\) is refused$/);
-      expect(failure.error.hint).toContain("connect as the user who started the server");
-      const refused = await pumped.nextOf("refused");
-      expect(refused).toMatchObject({ uid: 65534, text: failure.error.message });
-      await Bun.sleep(50);
-      expect(pumped.pending.filter((e) => e.conn === refused.conn)).toEqual([]); // neither connected nor closed, nor its request
-      expect(pumped.server.counts()).toEqual({ connections: 0, queued: 0 });
-    } finally {
-      await pumped.close();
-    }
-  });
-});
-
 // ─── leaks and limits ─────────────────────────────────────────────────────────
 
 describe("nothing left behind", () => {
@@ -454,56 +313,6 @@ describe("nothing left behind", () => {
     } finally {
       client.close();
       server.close();
-    }
-  });
-});
-
-// ─── a client's side of bad frames ────────────────────────────────────────────
-
-/** A server that writes `bytes` to each connection (then closes it, with `end`): a raw Bun socket, no library. */
-function hostileServer(path: string, bytes: Uint8Array, end: boolean) {
-  let written!: () => void;
-  const done = new Promise<void>((resolve) => (written = resolve));
-  const listener = Bun.listen({
-    unix: path,
-    socket: {
-      open(socket) {
-        socket.write(bytes);
-        if (end) socket.end();
-        written();
-      },
-      data() {},
-    },
-  });
-  return { done, stop: () => listener.stop(true) };
-}
-
-const BAD_REPLIES: { name: string; bytes: Uint8Array; end: boolean; code: CudaError["code"]; says: string }[] = [
-  { name: "a bad magic", bytes: frame("{}", { magic: 0x4e4f5045 }), end: false, code: "PROTOCOL", says: "gv_ipc_poll: a frame starts with 0x4e4f5045, not the magic" },
-  { name: "16 MiB + 1 of JSON announced", bytes: frame("", { jsonBytes: (16 << 20) + 1 }), end: false, code: "PROTOCOL", says: "a reply of 16777217 bytes of JSON, over the limit of 16777216" },
-  { name: "64 MiB + 1 of binary announced", bytes: frame("{}", { binBytes: (64 << 20) + 1 }), end: false, code: "PROTOCOL", says: "a reply with a binary part of 67108865 bytes, over the limit of 67108864" },
-  { name: "65 descriptors announced", bytes: frame("{}", { fds: 65 }), end: false, code: "PROTOCOL", says: "a reply with 65 descriptors, over the limit of 64" },
-  { name: "a descriptor announced that never came", bytes: frame("{}", { fds: 1 }), end: false, code: "PROTOCOL", says: "a reply announces 1 descriptors but 0 came with it" },
-  { name: "a frame cut short, then the end", bytes: frame('{"cut":"short"}').subarray(0, 20), end: true, code: "PROTOCOL", says: "the server closed the connection in the middle of a frame (20 bytes of it came)" },
-  { name: "the end without a word", bytes: new Uint8Array(), end: true, code: "DISCONNECTED", says: "gv_ipc_poll: the other side closed the connection" },
-];
-
-describe("bad frames from a server, as IpcClient reads them", () => {
-  test.each(BAD_REPLIES)("$name: $code, and every later call says it again", async (bad) => {
-    const path = socketPath();
-    const server = hostileServer(path, bad.bytes, bad.end);
-    const client = IpcClient.connect(path);
-    try {
-      await server.done;
-      await Bun.sleep(20); // the bytes leave Bun's socket
-      const error = thrown(() => client.poll(10_000));
-      expect(error.code).toBe(bad.code);
-      expect(error.message).toContain(bad.says);
-      expect(thrown(() => client.poll(0)).message).toBe(error.message);
-      expect(thrown(() => client.request("{}")).code).toBe(bad.code);
-    } finally {
-      client.close();
-      server.stop();
     }
   });
 });
