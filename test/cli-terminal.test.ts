@@ -52,8 +52,8 @@ describe("Ctrl-C pressed at a spinner: exit 130, the tool's line, nothing left",
     await term.waitFor("Looking for GGUF models");
     term.press("q", "z", KEY.enter, KEY.ctrlC);
     expect(await term.exit()).toBe(130);
-    expect(term.screen).toContain("Stopped looking for models");
-    expect(term.screen).toContain("cancelled: nothing is held");
+    expect(term.flat).toContain("Stopped looking for models");
+    expect(term.flat).toContain("cancelled: nothing is held");
     expect(term.screen).not.toContain("Which model?");
     expect(term.screen).not.toContain("qz");
   }, 180_000);
@@ -62,7 +62,7 @@ describe("Ctrl-C pressed at a spinner: exit 130, the tool's line, nothing left",
     const fixtures = tempDir("gguf-vram-fx-");
     const term = new Pty([bun, CLI], { cwd: tempDir("gguf-vram-cwd-"), env: envFor(fixtures) });
     await term.waitFor("so there is something to load?");
-    const question = term.screen.replace(/\s*\n│\s*/g, " ");
+    const question = term.flat;
     term.press(KEY.enter);
     await term.waitFor("Writing the synthetic model");
     term.press("a", "b", "c");
@@ -84,7 +84,7 @@ describe("Ctrl-C pressed at a spinner: exit 130, the tool's line, nothing left",
     await term.waitFor("Writing the synthetic model");
     term.press(KEY.ctrlC, KEY.ctrlC);
     expect(await term.exit()).toBe(130);
-    expect(term.screen).toContain("cancelled");
+    expect(term.flat).toContain("cancelled");
     expect(leftovers(fixtures)).toEqual([]);
   }, 180_000);
 
@@ -98,8 +98,8 @@ describe("Ctrl-C pressed at a spinner: exit 130, the tool's line, nothing left",
     await Bun.sleep(300); // nvcc is running
     term.press("k", KEY.ctrlC);
     expect(await term.exit()).toBe(130);
-    expect(term.screen).toContain("The build was stopped; nothing was kept");
-    expect(term.screen).toContain("cancelled: the native library's build was stopped; nothing was kept");
+    expect(term.flat).toContain("The build was stopped; nothing was kept");
+    expect(term.flat).toContain("cancelled: the native library's build was stopped; nothing was kept");
     expect(term.screen).not.toContain("Built the CUDA library");
   }, 180_000);
 });
@@ -113,8 +113,8 @@ describe("in a terminal", () => {
     const piped = Bun.spawnSync([bun, CLI], { cwd, env, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     const term = new Pty([bun, CLI], { cwd, env });
     expect(await term.exit()).toBe(piped.exitCode);
-    expect(term.screen).toContain("no --model given: loading");
-    expect(term.screen).toContain("VRAM needed");
+    expect(term.flat).toContain("no --model given: loading");
+    expect(term.flat).toContain("VRAM needed");
     expect(term.screen).not.toContain("gguf-vram — load a GGUF model");
   }, 180_000);
 
@@ -137,7 +137,7 @@ describe("in a terminal", () => {
     expect(piped.exitCode).toBe(2);
     const line = piped.stderr.toString().trim();
     expect(line).toBe("error: give one model: a path, or --model (see bun run load --help)");
-    expect(term.screen).toContain(line);
+    expect(term.flat).toContain(line);
   }, 180_000);
 
   test("the search looks where GGUF_VRAM_FIXTURES points", async () => {
@@ -145,8 +145,8 @@ describe("in a terminal", () => {
     copyFileSync(tiny, join(fixtures, "tiny-qwen2-q4_k_m.gguf"));
     const term = new Pty([bun, CLI], { cwd: tempDir("gguf-vram-cwd-"), env: envFor(fixtures) });
     await term.waitFor("Which model?");
-    expect(term.screen).toContain("Found 1 model");
-    expect(term.screen).toContain("$GGUF_VRAM_FIXTURES");
+    expect(term.flat).toContain("Found 1 model");
+    expect(term.flat).toContain("$GGUF_VRAM_FIXTURES");
     term.press(KEY.ctrlC);
     expect(await term.exit()).toBe(130);
   }, 180_000);
@@ -157,8 +157,8 @@ describe("in a terminal", () => {
     copyFileSync(tiny, join(copy, "fixtures", "tiny-qwen2-q4_k_m.gguf"));
     const term = new Pty([bun, join(copy, "src/cli/load.ts")], { cwd: tempDir("gguf-vram-cwd-"), env: envFor(undefined) });
     await term.waitFor("Which model?");
-    expect(term.screen).toContain("Found 1 model");
-    expect(term.screen).toContain(join(copy, "fixtures"));
+    expect(term.flat).toContain("Found 1 model");
+    expect(term.flat).toContain(join(copy, "fixtures"));
     term.press(KEY.ctrlC);
     expect(await term.exit()).toBe(130);
   }, 180_000);

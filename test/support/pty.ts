@@ -22,7 +22,7 @@ export class Pty {
       cwd: options.cwd,
       env: options.env ?? process.env,
       terminal: {
-        cols: options.cols ?? 100,
+        cols: options.cols ?? 120,
         rows: options.rows ?? 40,
         data: (_, bytes) => void (this.text += new TextDecoder().decode(bytes)),
       },
@@ -40,10 +40,15 @@ export class Pty {
     return this.text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
   }
 
-  /** Waits until `text` has been drawn; fails (with the screen) after `ms` or if the command ends first. */
+  /** The screen as one line: prompts wrap long lines at the terminal's width, behind their │ guide. */
+  get flat(): string {
+    return this.screen.replace(/\s*\n[│├└┌◇◆●○■▲ ]*/g, " ").replace(/\s+/g, " ");
+  }
+
+  /** Waits until `text` has been drawn (on one line, or wrapped); fails (with the screen) after `ms` or if the command ends first. */
   async waitFor(text: string, ms = 60_000): Promise<void> {
     const t0 = performance.now();
-    while (!this.screen.includes(text)) {
+    while (!this.flat.includes(text)) {
       if (this.proc.exitCode !== null) throw new Error(`the command ended (exit ${this.proc.exitCode}) without showing ${JSON.stringify(text)}; the screen shows:\n${this.screen.slice(-3000)}`);
       if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${JSON.stringify(text)}; the screen shows:\n${this.screen.slice(-3000)}`);
       await Bun.sleep(5);
