@@ -103,7 +103,7 @@ describe("the gguf-vram command", () => {
     expect(none.err).toStartWith("usage: gguf-vram <command>");
     const bogus = gguf(["serv"]);
     expect(bogus.code).toBe(2);
-    expect(bogus.err).toBe('error: gguf-vram has no command "serv": it has load, inspect, fixtures, build (see gguf-vram --help)\n');
+    expect(bogus.err).toBe('error: gguf-vram has no command "serv": it has load, inspect, fixtures, serve, build (see gguf-vram --help)\n');
   }, 30_000);
 
   test("inspect and load --dry-run print what their repository scripts print", async () => {

@@ -18,7 +18,7 @@ interface Command {
   readonly run: () => Promise<void>;
 }
 
-// One entry per command; `serve` is one more.
+// One entry per command.
 const COMMANDS: Record<string, Command> = {
   load: {
     synopsis: "load [file.gguf]",
@@ -43,6 +43,14 @@ const COMMANDS: Record<string, Command> = {
     summary: "write synthetic models (real layouts, made-up weights) and corrupt files",
     // fixtures.ts keeps its entry function to itself: it runs as its own process
     run: () => runScript(fileURLToPath(new URL("./fixtures.ts", import.meta.url))),
+  },
+  serve: {
+    synopsis: "serve [load|list|stats|unload]",
+    summary: "keep models in GPU memory for other processes to attach to, and ask a running server",
+    run: async () => {
+      const [{ serveCommand }, { runMain }] = await Promise.all([import("./serve.ts"), import("./main.ts")]);
+      runMain(serveCommand, { command: "gguf-vram serve", graceful: true });
+    },
   },
   build: {
     synopsis: "build",

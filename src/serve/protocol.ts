@@ -100,10 +100,14 @@ export const ModelDeviceInfo = z.object({
   layers: z.tuple([z.number().int(), z.number().int()]).nullable(),
 });
 
+export const SourceFileInfo = z.object({ path: z.string(), fileSize: z.number().int(), mtimeMs: z.number() });
+
 export const ModelInfo = z.object({
   id: z.string(),
+  /** The file it was loaded from (the first of a split set). */
   path: z.string(),
-  files: z.array(z.string()),
+  /** Every file, by shard, as they were when loaded. */
+  files: z.array(SourceFileInfo),
   architecture: z.string().nullable(),
   kind: z.enum(["single", "split", "replicas"]),
   devices: z.array(ModelDeviceInfo),

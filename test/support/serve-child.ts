@@ -1,0 +1,18 @@
+// A resident-model server in a process of its own, for tests: the library's
+// server with no GPU check (so the protocol can be tested on machines without
+// one), its events as JSON lines on stdout, SIGTERM stops it.
+//   bun test/support/serve-child.ts SOCKET [keepAliveMs] [budgetBytes]
+
+import { ResidentServer } from "../../src/serve/server.ts";
+
+const [socket, keepAlive, budget] = process.argv.slice(2);
+const server = await ResidentServer.start({
+  socket: socket!,
+  ...(keepAlive ? { keepAliveMs: Number(keepAlive) } : {}),
+  ...(budget ? { budgets: Number(budget) } : {}),
+  onEvent: (e) => process.stdout.write(`${JSON.stringify(e)}\n`),
+});
+process.on("SIGTERM", () => void server.stop());
+await server.done;
+await server.stop();
+process.exit(0);
