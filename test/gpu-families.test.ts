@@ -23,7 +23,7 @@ import { tempDirs } from "./support/temp.ts";
 const tempDir = tempDirs(); // removed after this file's tests
 
 /** Kept after the test: the benchmark loads it too. */
-const KEEP = new Set(["qwen2.5-7b-instruct-q4_k_m"]);
+const KEEP = new Set(["qwen2.5-7b-instruct-q4_k_m", "qwen1.5-moe-a2.7b-chat-q4_k_m"]);
 
 describeGpu("real-size models of every family, byte-exact in VRAM", () => {
   let loader: Loader | null = null;
