@@ -39,7 +39,8 @@ interface Result {
 
 /** Runs the steps in one Python process against the client library; every step's result. */
 async function drive(steps: Step[], env: Record<string, string> = {}): Promise<Result[]> {
-  const child = Bun.spawn(["python3", DRIVER, client.library, JSON.stringify(steps)], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+  // The driver sees no GPU on any machine: the descriptors of the stand-in server are not real allocations.
+  const child = Bun.spawn(["python3", DRIVER, client.library, JSON.stringify(steps)], { stdout: "pipe", stderr: "pipe", env: { ...process.env, CUDA_VISIBLE_DEVICES: "", ...env } });
   const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new Error(`the driver exited with ${code} (a crash is a failure too): ${err}\n${out}`);
   return out.split("\n").filter(Boolean).map((line) => JSON.parse(line) as Result);
@@ -189,7 +190,7 @@ describe("requests", () => {
 // ─── attaching ────────────────────────────────────────────────────────────────
 
 /** What a mapping of the stand-in's fake descriptors ends in: no device here; a GPU refuses a descriptor of /dev/null. */
-const MAPPING_FAILS = gpu.available ? GVC.CUDA : GVC.NO_DEVICE;
+const MAPPING_FAILS = GVC.NO_DEVICE;
 
 describe("attaching", () => {
   test("gvc_attach up to the mapping: a model id sent as is and a path made absolute, the mapping's failure reported, the detach sent, no descriptor kept", async () => {
@@ -221,7 +222,7 @@ describe("attaching", () => {
         [GVC.PROTOCOL, false],
         [0, undefined],
       ]);
-      if (!gpu.available) expect(results[2]!.error).toStartWith("gvc_attach: this process sees no CUDA device: ");
+      expect(results[2]!.error).toStartWith("gvc_attach: this process sees no CUDA device: ");
       expect(results[5]!.error).toBe("gvc_attach: file 0 of the server's reply has no path");
       expect(results[6]!.open).toBe(results[1]!.open);
       expect(standIn.requests("attach").map((r) => r.model)).toEqual(["m1", join(folder, "models", "x.gguf"), "m1", "m1"]);

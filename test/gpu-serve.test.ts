@@ -124,14 +124,19 @@ describeGpu("resident models: bun run serve, and clients in other processes", ()
   test("8 client processes attaching and detaching 64 times each, at once: no growth in VRAM, or in the server's descriptors or RSS", async () => {
     const { model } = await client.load(seven);
     const round = (times: number) => Promise.all(Array.from({ length: 8 }, () => run([example, model.id, "--socket", folder.socket, "--repeat", String(times), "--json"])));
-    await round(4); // warm: the server's first attaches allocate what it keeps
+    await round(8); // warm: the server's first attaches allocate what it keeps
     const vram = free();
-    const before = procStatus(server.proc.pid);
+    const rss = async () => {
+      const seq = server.events.filter((e) => e.type === "rss").length + 1;
+      server.proc.kill("SIGUSR2"); // the server collects its garbage, then says its size
+      return (await server.waitFor("rss", (e) => e.seq === seq)).rssKiB as number;
+    };
+    const before = { ...procStatus(server.proc.pid), rssKiB: await rss() };
     const results = await round(64);
     for (const r of results) expect([r.code, r.err]).toEqual([0, ""]);
     const samples = results.flatMap((r) => (JSON.parse(r.out) as { attachMs: number[] }).attachMs);
     expect(samples.length).toBe(8 * 64);
-    const after = procStatus(server.proc.pid);
+    const after = { ...procStatus(server.proc.pid), rssKiB: await rss() };
     expect(after.fds).toBe(before.fds);
     expect(after.rssKiB - before.rssKiB).toBeLessThan(16 * 1024);
     expect(await freeBackTo(vram)).toBe(vram);

@@ -49,7 +49,7 @@ describe("a server without a GPU answers every request with a reply or a typed e
 
   beforeAll(async () => {
     folder = socketFolder();
-    server = await startServer(folder.socket);
+    server = await startServer(folder.socket, [], undefined, { CUDA_VISIBLE_DEVICES: "" }); // a server that sees no GPU, on any machine
     client = await ServeClient.connect({ socket: folder.socket, client: "serve.test" });
   });
 

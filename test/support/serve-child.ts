@@ -3,6 +3,7 @@
 // one), its events as JSON lines on stdout, SIGTERM stops it.
 //   bun test/support/serve-child.ts SOCKET [keepAliveMs] [budgetBytes]
 
+import { readFileSync } from "node:fs";
 import { ResidentServer } from "../../src/serve/server.ts";
 
 const [socket, keepAlive, budget] = process.argv.slice(2);
@@ -13,6 +14,13 @@ const server = await ResidentServer.start({
   onEvent: (e) => process.stdout.write(`${JSON.stringify(e)}\n`),
 });
 process.on("SIGTERM", () => void server.stop());
+// Tests of growth: SIGUSR2 collects garbage, then reports the resident memory as an event.
+let gcs = 0;
+process.on("SIGUSR2", () => {
+  Bun.gc(true);
+  const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"))![1]);
+  process.stdout.write(`${JSON.stringify({ type: "rss", seq: ++gcs, rssKiB })}\n`);
+});
 await server.done;
 await server.stop();
 process.exit(0);

@@ -22,8 +22,8 @@ export function socketFolder(): { dir: string; socket: string; cleanup: () => vo
   return { dir, socket: join(dir, "s.sock"), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export async function startServer(socket: string, args: string[] = [], argv: string[] = [process.execPath, CHILD, socket, ...args]): Promise<ServerProcess> {
-  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: process.env });
+export async function startServer(socket: string, args: string[] = [], argv: string[] = [process.execPath, CHILD, socket, ...args], env: Record<string, string | undefined> = {}): Promise<ServerProcess> {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const events: { type: string }[] = [];
   let err = "";
   void (async () => {
