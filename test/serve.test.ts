@@ -237,3 +237,55 @@ describe("the socket's place", () => {
     }
   });
 });
+
+describe("bun run serve from a shell, without a GPU", () => {
+  const SERVE = new URL("../src/cli/serve.ts", import.meta.url).pathname;
+  const cli = (args: string[]) => {
+    const p = Bun.spawnSync([process.execPath, SERVE, ...args], { env: { ...process.env, NO_COLOR: "1", CUDA_VISIBLE_DEVICES: "" } });
+    return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() };
+  };
+
+  test("the server needs a GPU: one line, exit 3", () => {
+    const folder = socketFolder();
+    try {
+      const r = cli(["--socket", folder.socket]);
+      expect(r.code).toBe(3);
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+      expect(r.err).toStartWith("error: no CUDA device");
+    } finally {
+      folder.cleanup();
+    }
+  });
+
+  test("usage mistakes are exit 2, naming what is wrong; no server is exit 1 saying how to start one", () => {
+    expect(cli(["bogus"])).toMatchObject({ code: 2, err: expect.stringContaining("unknown subcommand bogus") });
+    expect(cli(["list", "--budget", "4G"])).toMatchObject({ code: 2, err: expect.stringContaining("--budget is a setting of the server") });
+    expect(cli(["--keep-alive", "soon"])).toMatchObject({ code: 2, err: expect.stringContaining("--keep-alive takes a duration") });
+    expect(cli(["load"])).toMatchObject({ code: 2, err: expect.stringContaining("takes one model file") });
+    const folder = socketFolder();
+    try {
+      const r = cli(["list", "--socket", folder.socket]);
+      expect([r.code, r.err.trim()]).toEqual([1, `error: no server is listening on ${folder.socket} — start one with \`bun run serve\` (or give its --socket)`]);
+    } finally {
+      folder.cleanup();
+    }
+  });
+
+  test("list, stats and load against a running server: its answers, and its NO_CUDA_DEVICE as exit 3", async () => {
+    const folder = socketFolder();
+    const server = await startServer(folder.socket, [], undefined, { CUDA_VISIBLE_DEVICES: "" });
+    try {
+      expect(cli(["list", "--socket", folder.socket])).toMatchObject({ code: 0, out: "no model is resident\n" });
+      expect(JSON.parse(cli(["stats", "--json", "--socket", folder.socket]).out)).toMatchObject({ pid: server.proc.pid, models: [] });
+      const tiny = await ensureModelFixture("tiny-qwen2-q4_k_m");
+      const load = cli(["load", tiny, "--socket", folder.socket]);
+      expect(load.code).toBe(3);
+      expect(load.err).toContain("error: no CUDA device");
+      expect(cli(["unload", "m1", "--socket", folder.socket])).toMatchObject({ code: 1, err: expect.stringContaining("no resident model is m1") });
+    } finally {
+      server.proc.kill("SIGTERM");
+      await server.proc.exited;
+      folder.cleanup();
+    }
+  });
+});

@@ -116,7 +116,7 @@ async function runRemote(sub: (typeof SUBCOMMANDS)[number], rest: readonly strin
   using client = await connect({ socket: flags.socket, client: `bun run serve ${sub}` });
   switch (sub) {
     case "load":
-      return remoteLoad(client, { path: rest[0]!, target: targetOf(flags), verify: flags.verify ?? false, unchecked: flags.unchecked ?? false, keepAliveMs: flags["keep-alive"], json: flags.json ?? false }, io);
+      return await remoteLoad(client, { path: rest[0]!, target: targetOf(flags), verify: flags.verify ?? false, unchecked: flags.unchecked ?? false, keepAliveMs: flags["keep-alive"], json: flags.json ?? false }, io);
     case "list": {
       const models = await client.list();
       io.out(flags.json ? JSON.stringify(models, null, 2) : listLines(models).join("\n"));

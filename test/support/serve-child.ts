@@ -7,13 +7,20 @@ import { readFileSync } from "node:fs";
 import { ResidentServer } from "../../src/serve/server.ts";
 
 const [socket, keepAlive, budget] = process.argv.slice(2);
-const server = await ResidentServer.start({
+// Before the server exists (it says "listening" as it starts): a SIGTERM then must stop it, not kill the process.
+let stopRequested = false;
+let server: ResidentServer | null = null;
+process.on("SIGTERM", () => {
+  stopRequested = true;
+  void server?.stop();
+});
+server = await ResidentServer.start({
   socket: socket!,
   ...(keepAlive ? { keepAliveMs: Number(keepAlive) } : {}),
   ...(budget ? { budgets: Number(budget) } : {}),
   onEvent: (e) => process.stdout.write(`${JSON.stringify(e)}\n`),
 });
-process.on("SIGTERM", () => void server.stop());
+if (stopRequested) void server.stop();
 // Tests of growth: SIGUSR2 collects garbage, then reports the resident memory as an event.
 let gcs = 0;
 process.on("SIGUSR2", () => {
