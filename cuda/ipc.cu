@@ -219,12 +219,26 @@ extern "C" int gv_ipc_send(gv_ipc_server *server, uint32_t conn_id, const void *
         gv_wire_out_free(frame);
         return gv_fail(GV_ERR_DISCONNECTED, "gv_ipc_send: connection %u is closed", conn_id);
     }
+    bool alone = conn->out_head == NULL;
     if (conn->out_tail) conn->out_tail->next = frame;
     else conn->out_head = frame;
     conn->out_tail = frame;
     conn->queued++;
+    /* The usual reply (alone in the queue, and the socket has room) goes out from this thread at once,
+     * without a hop to the waiting thread; anything else is that thread's (a failure included: it
+     * closes the connection and reports it). */
+    bool sent = false;
+    if (alone) {
+        gv_wire_status why;
+        if (gv_wire_out_write(conn->sock, frame, &why) == GV_WIRE_OK) {
+            conn->out_head = conn->out_tail = NULL;
+            conn->queued--;
+            gv_wire_out_free(frame);
+            sent = true;
+        }
+    }
     held.unlock();
-    wake(server);
+    if (!sent) wake(server);
     return GV_OK;
 }
 

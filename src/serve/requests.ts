@@ -188,10 +188,11 @@ function makeRoom(server: ResidentServer, plan: LoadPlan): void {
 function attach(server: ResidentServer, conn: Connection, req: RequestOf<"attach">, reply: (r: ReplyBody, bin?: Uint8Array, fds?: number[]) => void): void {
   const r = found(server, req.model);
   const parts = r.model.parts;
-  const table = encodeTensorTable(
+  r.tensorTable ??= encodeTensorTable(
     parts.map((p) => ({ device: p.device, allocBytes: p.arena.allocBytes, bytes: p.arena.bytes })),
     parts.flatMap((p, part) => [...p.tensors.values()].map((t) => ({ part, name: t.name, type: t.type, shape: t.shape, offset: t.offset, bytes: t.bytes, fileOffset: t.fileOffset, shard: t.shard, alias: t.aliasOf !== undefined }))),
   );
+  const table = r.tensorTable;
   const fds: number[] = [];
   try {
     for (const p of parts) fds.push(p.arena.export());

@@ -40,6 +40,8 @@ export function placementKey(p: Placement | undefined, unchecked: boolean): stri
 export class Resident {
   /** Attachments that hold it, by id, and the connection each came through. */
   readonly holds = new Map<string, Connection>();
+  /** Its tensor table as attach replies carry it (protocol.ts), made at the first attach. */
+  tensorTable: Uint8Array | null = null;
   readonly loadedAt = Date.now();
   lastUsedAt = Date.now();
   /** Since when nobody holds it (Date.now()); null while held. */
