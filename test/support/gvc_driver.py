@@ -29,13 +29,15 @@ lib.gvc_device_at.argtypes = [c_void_p, c_int, POINTER(c_int), POINTER(c_void_p)
 
 
 def open_descriptors():
-    # The CUDA driver keeps its own device files open once it has been asked anything (on a
-    # machine with a driver, even with no GPU visible): those are not the client's to close.
+    # The sockets and files the client opens or receives. The CUDA driver, once asked anything (on a
+    # machine with a driver, even with no GPU visible), keeps device files, event descriptors and
+    # pipes of its own open for the process's life: those are not the client's to close.
     def ours(fd):
         try:
-            return not os.readlink(f"/proc/self/fd/{fd}").startswith("/dev/nvidia")
+            target = os.readlink(f"/proc/self/fd/{fd}")
         except OSError:
             return False
+        return not target.startswith(("/dev/", "anon_inode:", "pipe:"))
     return sum(1 for fd in os.listdir("/proc/self/fd") if ours(fd))
 
 
