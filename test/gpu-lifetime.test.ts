@@ -7,27 +7,18 @@
 // model; a free that could not happen is not counted as one.
 
 import { afterAll, beforeAll, beforeEach, expect, test } from "bun:test";
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { Arena, liveResources, memInfo } from "../src/cuda/index.ts";
 import { debugUploadMode, Fault, injectFault, resetFaults } from "../src/cuda/testing.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { load, Loader, LoadError, type DeviceTensor, type LoadPhase } from "../src/load/index.ts";
 import { poolOf } from "../src/load/loader.ts";
+import { fileRange } from "./support/file-range.ts";
 import { describeGpu } from "./support/gpu.ts";
 
 const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };
 const free = () => memInfo(0).freeBytes;
 
-function fileRange(path: string, offset: number, bytes: number): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const out = new Uint8Array(bytes);
-    for (let done = 0; done < bytes; ) done += readSync(fd, out, done, bytes - done, offset + done);
-    return out;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 const failure = (p: Promise<unknown>) =>
   p.then(

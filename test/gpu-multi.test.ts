@@ -5,30 +5,19 @@
 // an out-of-VRAM device, each leaving every device at its baseline.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { closeSync, openSync, readSync } from "node:fs";
 import { Arena, liveResources, memInfo } from "../src/cuda/index.ts";
 import { faultsFired, Fault, injectFault, resetFaults } from "../src/cuda/testing.ts";
 import type { Model } from "../src/load/index.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { Loader, LoadError, type LoadErrorCode, type LoadOptions, type LoadReport } from "../src/load/index.ts";
 import { poolOf } from "../src/load/loader.ts";
+import { fileRange } from "./support/file-range.ts";
 import { describeGpus, gpu } from "./support/gpu.ts";
 
 const NOTHING_LIVE = { arenas: 0, arenaBytes: 0, pinnedRanges: 0, pinnedBytes: 0, stagers: 0, copies: 0 };
 const MiB = 1024 * 1024;
 const free = (d: number) => memInfo(d).freeBytes;
 
-/** The file's bytes of a tensor, read independently of the loader. */
-function fileBytes(path: string, offset: number, bytes: number): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const out = new Uint8Array(bytes);
-    for (let done = 0; done < bytes; ) done += readSync(fd, out, done, bytes - done, offset + done);
-    return out;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** A few tensors on every device read back and compared with the file, beside verify's checksums. */
 function expectSpotReads(model: Model, path: string): void {
@@ -37,7 +26,7 @@ function expectSpotReads(model: Model, path: string): void {
     for (const t of [tensors[0]!, tensors[Math.floor(tensors.length / 2)]!, tensors.at(-1)!]) {
       const n = Math.min(t.bytes, 1 << 16);
       const inVram = part.arena.read(t.offset + t.bytes - n, n);
-      expect([part.device, t.name, Buffer.compare(inVram, fileBytes(path, t.fileOffset + t.bytes - n, n))]).toEqual([part.device, t.name, 0]);
+      expect([part.device, t.name, Buffer.compare(inVram, fileRange(path, t.fileOffset + t.bytes - n, n))]).toEqual([part.device, t.name, 0]);
     }
   }
 }

@@ -5,13 +5,14 @@
 // through evictions, keep-alives and shutdowns.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { memInfo } from "../src/cuda/index.ts";
 import { ensureExample } from "../build.ts";
 import { ensureModelFixture } from "../src/fixtures/generate.ts";
 import { verifyModel } from "../src/load/index.ts";
 import { ServeClient } from "../src/serve/client.ts";
 import type { ServeError } from "../src/serve/errors.ts";
+import { fileRange } from "./support/file-range.ts";
 import { describeGpu, describeGpus, gpu } from "./support/gpu.ts";
 import { socketFolder, startServer, type ServerProcess } from "./support/serve-process.ts";
 
@@ -19,16 +20,6 @@ const ATTACH_CHILD = new URL("./support/attach-child.ts", import.meta.url).pathn
 const SERVE_CLI = new URL("../src/cli/serve.ts", import.meta.url).pathname;
 const free = (device = 0) => memInfo(device).freeBytes;
 
-function fileRange(path: string, offset: number, bytes: number): Uint8Array {
-  const fd = openSync(path, "r");
-  try {
-    const out = new Uint8Array(bytes);
-    for (let done = 0; done < bytes; ) done += readSync(fd, out, done, bytes - done, offset + done);
-    return out;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
