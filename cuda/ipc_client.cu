@@ -41,30 +41,17 @@ extern "C" int gv_ipc_connect(const char *path, gv_ipc_client **out) {
     GV_REQUIRE(out != NULL, "gv_ipc_connect: out is NULL");
     *out = NULL;
     GV_REQUIRE(path != NULL && path[0] != '\0', "gv_ipc_connect: the socket path is empty");
-    struct sockaddr_un addr = {};
-    if (strlen(path) >= sizeof addr.sun_path)
-        return gv_fail_os(ENAMETOOLONG, GV_ERR_SOCKET, "gv_ipc_connect: the socket path %s is %zu bytes; a Unix socket path holds at most %zu",
-                          path, strlen(path), sizeof addr.sun_path - 1);
-    addr.sun_family = AF_UNIX;
-    memcpy(addr.sun_path, path, strlen(path));
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (sock < 0) return gv_fail_os(errno, GV_ERR_SOCKET, "gv_ipc_connect: socket()");
-    int rc = connect(sock, (struct sockaddr *)&addr, sizeof addr);
-    while (rc != 0 && errno == EINTR) rc = connect(sock, (struct sockaddr *)&addr, sizeof addr);
-    if (rc != 0) {
-        int err = errno;
-        close(sock);
-        if (err == ENOENT || err == ECONNREFUSED)
-            return gv_fail_os(err, GV_ERR_NO_SERVER, "gv_ipc_connect: no server listens at %s", path);
-        return gv_fail_os(err, GV_ERR_SOCKET, "gv_ipc_connect: connecting to %s", path);
+    int sock = -1;
+    gv_wire_status why;
+    if (gv_wire_connect(path, &sock, &why) != GV_WIRE_OK) {
+        int err = why.os_error;
+        if (err == ENOENT || err == ECONNREFUSED) return gv_fail_os(err, GV_ERR_NO_SERVER, "gv_ipc_connect: no server listens at %s", path);
+        return gv_fail_os(err, GV_ERR_SOCKET, "gv_ipc_connect: %s", why.message);
     }
-    int flags = fcntl(sock, F_GETFL);
     gv_ipc_client *client = (gv_ipc_client *)calloc(1, sizeof *client);
-    if (flags < 0 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) != 0 || client == NULL) {
-        int err = client == NULL ? ENOMEM : errno;
-        free(client);
+    if (client == NULL) {
         close(sock);
-        return gv_fail_os(err, client == NULL ? GV_ERR_HOST_MEMORY : GV_ERR_SOCKET, "gv_ipc_connect: setting up the connection to %s", path);
+        return gv_fail_os(ENOMEM, GV_ERR_HOST_MEMORY, "gv_ipc_connect: setting up the connection to %s", path);
     }
     client->sock = sock;
     gv_wire_reader_init(&client->reader, gv_wire_reply_limits());

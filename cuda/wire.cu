@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "wire.h"
@@ -304,4 +306,32 @@ void gv_wire_frame_free(gv_wire_frame *frame) {
     if (frame == NULL) return;
     gv_wire_close_fds(frame->fds, frame->n_fds);
     free(frame);
+}
+
+int gv_wire_connect(const char *path, int *sock, gv_wire_status *why) {
+    *sock = -1;
+    struct sockaddr_un addr = {};
+    size_t length = strlen(path);
+    if (length >= sizeof addr.sun_path)
+        return fail(why, GV_WIRE_SOCKET, ENAMETOOLONG, "the socket path %s is %zu bytes; a Unix socket path holds at most %zu", path, length,
+                    sizeof addr.sun_path - 1);
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, path, length);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return fail(why, GV_WIRE_SOCKET, errno, "socket()");
+    int rc = connect(s, (struct sockaddr *)&addr, sizeof addr);
+    while (rc != 0 && errno == EINTR) rc = connect(s, (struct sockaddr *)&addr, sizeof addr);
+    if (rc != 0) {
+        int err = errno;
+        close(s);
+        return fail(why, GV_WIRE_SOCKET, err, "connecting to %s", path);
+    }
+    int flags = fcntl(s, F_GETFL);
+    if (flags < 0 || fcntl(s, F_SETFL, flags | O_NONBLOCK) != 0) {
+        int err = errno;
+        close(s);
+        return fail(why, GV_WIRE_SOCKET, err, "making the connection to %s non-blocking", path);
+    }
+    *sock = s;
+    return GV_WIRE_OK;
 }

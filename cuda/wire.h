@@ -131,6 +131,11 @@ uint64_t gv_wire_pending(const gv_wire_reader *reader);
 /* Closes the frame's descriptors that the caller did not take (set to -1 those it took) and frees it. */
 void gv_wire_frame_free(gv_wire_frame *frame);
 
+/* A connected, non-blocking Unix stream socket to `path` in *sock, or GV_WIRE_SOCKET with errno in
+ * os_error (ENAMETOOLONG for a path a socket address cannot hold; ENOENT or ECONNREFUSED when nothing
+ * listens there) and the call that failed in the message. */
+int gv_wire_connect(const char *path, int *sock, gv_wire_status *why);
+
 /* Closes each descriptor (>= 0) of fds[0, n). */
 void gv_wire_close_fds(const int *fds, uint32_t n);
 

@@ -5,26 +5,13 @@
 // fresh worker, and a broken invariant is an error, never a silent success.
 
 import { afterEach, describe, expect, test } from "bun:test";
-import type { Pointer } from "bun:ffi";
-import { NATIVE_LIBRARY_PATH } from "../build.ts";
 import { LoadError } from "../src/load/index.ts";
-import type { UploadSpan } from "../src/load/plan.ts";
-import { UploadPool, WorkerDied } from "../src/load/pool.ts";
-import { newUploadJob, type UploadJob } from "../src/load/spans.ts";
+import { WorkerDied } from "../src/load/pool.ts";
+import { FAKE_ARENA, fakePool, spanJob } from "./support/fake-pool.ts";
 
-const FAKE = new URL("./support/fake-upload-worker.ts", import.meta.url);
-
-function pool(workers: number, devices = [0]): UploadPool {
-  return UploadPool.start({ libraryPath: NATIVE_LIBRARY_PATH, devices, workers, slots: 3, slotBytes: 2 << 20, schedule: "tapered", workerUrl: FAKE });
-}
-
-/** n spans of 1..n KiB (distinct sizes, so a lost or doubled span shows in the byte count). */
-function job(n: number, parties: number): UploadJob {
-  const spans: UploadSpan[] = Array.from({ length: n }, (_, i) => ({ shard: 0, fileOffset: i << 20, bytes: (i + 1) * 1024, pieces: [0, i << 20, (i + 1) * 1024] }));
-  return newUploadJob(spans, [3], parties, "tapered");
-}
-
-const arena = 0x1000 as Pointer;
+const pool = fakePool;
+const job = spanJob;
+const arena = FAKE_ARENA;
 
 afterEach(() => {
   delete process.env.FAKE_WORKER_MODE;

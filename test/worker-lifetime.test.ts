@@ -10,14 +10,11 @@ import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { nativePath, openCuda } from "../src/cuda/index.ts";
 import { debugBlock } from "../src/cuda/testing.ts";
 import { LoadError } from "../src/load/index.ts";
-import type { UploadSpan } from "../src/load/plan.ts";
-import { UploadPool } from "../src/load/pool.ts";
-import { newUploadJob } from "../src/load/spans.ts";
+import { FAKE_ARENA, fakePool, spanJob } from "./support/fake-pool.ts";
 import { release, retire, WorkerDied, WorkerLink } from "../src/load/workers.ts";
 import type { ToWorker } from "../src/load/worker-protocol.ts";
 
 const BLOCKING = new URL("./support/blocking-worker.ts", import.meta.url);
-const FAKE = new URL("./support/fake-upload-worker.ts", import.meta.url);
 const sharedI32 = () => new Int32Array(new SharedArrayBuffer(4));
 
 let libraryPath = "";
@@ -76,16 +73,9 @@ describe("a worker terminated inside a native call", () => {
 
 // ─── supervision ──────────────────────────────────────────────────────────────
 
-function pool(workers: number): UploadPool {
-  return UploadPool.start({ libraryPath, devices: [0], workers, slots: 3, slotBytes: 2 << 20, schedule: "tapered", workerUrl: FAKE });
-}
-
-function job(n: number, parties: number) {
-  const spans: UploadSpan[] = Array.from({ length: n }, (_, i) => ({ shard: 0, fileOffset: i << 20, bytes: (i + 1) * 1024, pieces: [0, i << 20, (i + 1) * 1024] }));
-  return newUploadJob(spans, [3], parties, "tapered");
-}
-
-const arena = 0x1000 as import("bun:ffi").Pointer;
+const pool = (workers: number) => fakePool(workers);
+const job = spanJob;
+const arena = FAKE_ARENA;
 
 afterEach(() => {
   delete process.env.FAKE_WORKER_MODE;

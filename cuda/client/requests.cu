@@ -34,26 +34,12 @@ extern "C" int gvc_default_socket(char *buf, size_t bytes) {
 
 /* A connected, non-blocking socket to `path`. */
 static int open_socket(const char *path, int *out) {
-    struct sockaddr_un addr = {};
-    if (strlen(path) >= sizeof addr.sun_path)
-        return gvc_fail_os(ENAMETOOLONG, GVC_ERR_SOCKET, "gvc_connect: the socket path %s is %zu bytes; a Unix socket path holds at most %zu",
-                           path, strlen(path), sizeof addr.sun_path - 1);
-    addr.sun_family = AF_UNIX;
-    memcpy(addr.sun_path, path, strlen(path));
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (sock < 0) return gvc_fail_os(errno, GVC_ERR_SOCKET, "gvc_connect: socket()");
-    int rc = connect(sock, (struct sockaddr *)&addr, sizeof addr);
-    while (rc != 0 && errno == EINTR) rc = connect(sock, (struct sockaddr *)&addr, sizeof addr);
-    int flags = rc == 0 ? fcntl(sock, F_GETFL) : -1;
-    if (rc == 0 && flags >= 0 && fcntl(sock, F_SETFL, flags | O_NONBLOCK) == 0) {
-        *out = sock;
-        return GVC_OK;
-    }
-    int err = errno;
-    close(sock);
+    gv_wire_status why;
+    if (gv_wire_connect(path, out, &why) == GV_WIRE_OK) return GVC_OK;
+    int err = why.os_error;
     if (err == ENOENT || err == ECONNREFUSED)
         return gvc_fail(GVC_ERR_NO_SERVER, "gvc_connect: no gguf-vram server listens at %s (%s); start one with `gguf-vram serve`", path, strerror(err));
-    return gvc_fail_os(err, GVC_ERR_SOCKET, "gvc_connect: connecting to %s", path);
+    return gvc_fail_os(err, GVC_ERR_SOCKET, "gvc_connect: %s", why.message);
 }
 
 extern "C" int gvc_connect(const char *socket_path, gvc_conn **out) {

@@ -114,7 +114,7 @@ export class ServeClient {
 
   /** Unloads a model nobody holds (HELD otherwise); the bytes freed. */
   async unload(model: string): Promise<number> {
-    return ((await this.#call({ op: "unload", model: model.startsWith("/") || model.includes("/") ? resolve(model) : model })).reply as ReplyOf<"unload">).freedBytes;
+    return ((await this.#call({ op: "unload", model: model.includes("/") ? resolve(model) : model })).reply as ReplyOf<"unload">).freedBytes;
   }
 
   /**
